@@ -1,0 +1,107 @@
+//! Options of a shared-memory channel.
+
+use std::time::Duration;
+
+use crate::sync::Wait;
+
+/// How a segment is created and how its handles behave.
+///
+/// ```
+/// use shmring::{Config, Wait};
+/// use std::time::Duration;
+///
+/// let cfg = Config::default()
+///     .capacity(1 << 20)          // ring data bytes, rounded up to a power of two
+///     .wait(Wait::Spin)           // busy-poll instead of spin-then-futex
+///     .mode(0o640)                // permissions of the /dev/shm file
+///     .persist(true)              // the creator's drop leaves the name in /dev/shm
+///     .liveness_interval(Duration::from_millis(5));
+/// assert_eq!(cfg.capacity_bytes(), 1 << 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub(crate) capacity: u64,
+    pub(crate) slot_size: u64,
+    pub(crate) wait: Wait,
+    pub(crate) mode: u32,
+    pub(crate) persist: bool,
+    pub(crate) open_timeout: Duration,
+    pub(crate) liveness_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            capacity: 1 << 20,
+            slot_size: 256,
+            wait: Wait::Futex,
+            mode: 0o600,
+            persist: false,
+            open_timeout: Duration::from_secs(1),
+            liveness_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+impl Config {
+    /// Ring size: data bytes for SPSC (rounded up to a power of two; the largest message is
+    /// this minus 8), slot count for MPMC.
+    pub fn capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Largest message of an MPMC ring (bytes per slot). Unused by SPSC.
+    pub fn slot_size(mut self, bytes: u64) -> Self {
+        self.slot_size = bytes;
+        self
+    }
+
+    /// The wait strategy, recorded in the segment by its creator.
+    pub fn wait(mut self, wait: Wait) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Permission bits of the segment file (0600 by default: only this user).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// If true, the creator's drop leaves the name in `/dev/shm` (remove it with
+    /// [`Segment::unlink`](crate::segment::Segment::unlink) or `shmring rm`). Default: false,
+    /// the creator unlinks the name when it drops; peers that have it open keep working.
+    pub fn persist(mut self, persist: bool) -> Self {
+        self.persist = persist;
+        self
+    }
+
+    /// How long `open` waits for a segment that is being created to become ready.
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
+        self
+    }
+
+    /// How often a blocked call checks that its peer is still alive (and the longest single
+    /// sleep). A dead peer is noticed within about this long.
+    pub fn liveness_interval(mut self, interval: Duration) -> Self {
+        self.liveness_interval = interval.max(Duration::from_micros(100));
+        self
+    }
+
+    /// The ring data bytes an SPSC segment made with this config gets.
+    pub fn capacity_bytes(&self) -> u64 {
+        self.capacity
+            .clamp(
+                crate::ring::spsc::MIN_CAPACITY,
+                crate::ring::spsc::MAX_CAPACITY,
+            )
+            .next_power_of_two()
+    }
+
+    /// The configured wait strategy.
+    pub fn wait_strategy(&self) -> Wait {
+        self.wait
+    }
+}

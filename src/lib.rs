@@ -1,0 +1,44 @@
+//! # shmring
+//!
+//! Lock-free rings in named POSIX shared memory, for moving messages between Linux processes
+//! as fast as the hardware allows, with the classic IPC transports behind the same
+//! [`channel::Sender`] / [`channel::Receiver`] traits.
+//!
+//! ```
+//! use shmring::{spsc, Config};
+//! # let name = format!("doc-lib-{}", std::process::id());
+//! let mut tx = spsc::Sender::create(&name, Config::default().capacity(1 << 16))?;
+//! let mut rx = spsc::Receiver::open(&name)?;   // normally in another process
+//! tx.send(b"hello")?;
+//! assert_eq!(&*rx.recv()?, b"hello");
+//! # Ok::<(), shmring::Error>(())
+//! ```
+//!
+//! # Modules
+//! * [`spsc`]: the shared-memory SPSC channel.
+//! * [`channel`]: the traits every transport implements.
+//! * [`segment`]: the OS memory (shm_open, header, liveness locks).
+//! * [`ring`]: the lock-free algorithms, free of system calls.
+//! * [`sync`]: the atomics shim, the futex and the wait strategies.
+//!
+//! # Trust model
+//! A segment is shared with a process that may be buggy, dead or hostile. Control words (the
+//! header, the ring positions, frame headers) are read once into locals through atomics and
+//! validated before use; a value no honest peer writes is [`Error::Corrupted`], never a panic or
+//! an access outside the mapping. Payload seen through a zero-copy guard is only as stable as
+//! the peer is honest; [`spsc::Receiver::recv_into`] copies it out once and is the path for
+//! peers you do not trust.
+#![warn(missing_docs)]
+
+pub mod channel;
+mod config;
+mod error;
+pub mod ring;
+pub mod segment;
+mod shm;
+pub mod sync;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use shm::spsc;
+pub use sync::Wait;

@@ -1,0 +1,458 @@
+//! The single-producer single-consumer byte ring: variable-length messages, each contiguous.
+//!
+//! # Layout
+//! The ring is `cap` bytes (a power of two) of data plus an [`SpscControl`] block. Two positions
+//! count bytes since the ring was made and never wrap in practice (`u64`); the offset of a
+//! position in the data is `pos & (cap - 1)`:
+//!
+//! * `tail`: where the producer writes next. Stored only by the producer.
+//! * `head`: where the consumer reads next. Stored only by the consumer.
+//!
+//! `tail - head` bytes are written and unread; `head <= tail <= head + cap` always holds for an
+//! honest peer, and is checked on every load of the peer's position.
+//!
+//! # Frames
+//! A message is a frame: an 8-byte header word (`tag << 32 | len`) followed by `len` payload
+//! bytes, padded to a multiple of 8. Every frame is contiguous in memory, so a reader can borrow
+//! it as one slice: when a frame does not fit between the write offset and the end of the data,
+//! the producer writes a *wrap marker* (a header with [`WRAP_TAG`]) that tells the consumer to
+//! skip to offset 0. A message of `cap - 8` bytes is the largest that can ever fit.
+//!
+//! # Ordering
+//! The producer writes a frame (header and payload), then stores `tail` with Release; the
+//! consumer loads `tail` with Acquire, and only then reads the frames below it. The consumer,
+//! after it is done with a frame, stores `head` with Release; the producer loads `head` with
+//! Acquire before it reuses those bytes. Each side keeps the last value of the other's position
+//! it read (`cached_head`, `cached_tail`) and re-reads it only when that copy says the ring is
+//! full or empty: in steady streaming each side touches the other's cache line once per batch,
+//! not once per message.
+//!
+//! # Trust
+//! The peer's position and every frame header are read once, into a local, and validated before
+//! use; a value no honest peer can produce is [`Error::Corrupted`]. A side's own position is kept
+//! in a local and never re-read from the shared block, so a peer cannot move it. This module
+//! makes no system call: it works over any memory, the heap included, which is how the unit and
+//! loom tests run it.
+
+use std::ptr::NonNull;
+
+use crossbeam_utils::CachePadded;
+
+use crate::error::{Error, Result};
+use crate::ring::layout::{align8, load_word, store_word, FRAME_HEADER};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Tag of a header that starts a message.
+pub const FRAME_TAG: u32 = 0x5348_4D46; // "SHMF"
+/// Tag of a header that says "the rest of the data area is padding; continue at offset 0".
+pub const WRAP_TAG: u32 = 0x5348_4D57; // "SHMW"
+
+const SENDER_CLOSED: u32 = 1;
+const RECEIVER_CLOSED: u32 = 2;
+
+/// The smallest ring: room for a frame header and 56 payload bytes.
+pub const MIN_CAPACITY: u64 = 64;
+/// The largest ring: frame lengths are 32-bit.
+pub const MAX_CAPACITY: u64 = 1 << 32;
+
+/// The shared control block of an SPSC ring. `#[repr(C)]`, so it can be placed in a segment.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct SpscControl {
+    tail: CachePadded<AtomicU64>,
+    head: CachePadded<AtomicU64>,
+    closed: CachePadded<AtomicU32>,
+}
+
+impl SpscControl {
+    /// A control block for an empty ring.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes written and not yet read, as far as the two positions say (for display).
+    pub fn used(&self) -> u64 {
+        let tail = self.tail.load(Ordering::Acquire);
+        let head = self.head.load(Ordering::Acquire);
+        tail.wrapping_sub(head)
+    }
+
+    /// True once the sender closed its end.
+    pub fn sender_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) & SENDER_CLOSED != 0
+    }
+
+    /// True once the receiver closed its end.
+    pub fn receiver_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) & RECEIVER_CLOSED != 0
+    }
+}
+
+/// Checks that `cap` can be the data size of a ring.
+pub fn validate_capacity(cap: u64) -> Result<()> {
+    if !cap.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&cap) {
+        return Err(Error::Corrupted(
+            "ring capacity is not a power of two in 64 B..=4 GiB",
+        ));
+    }
+    Ok(())
+}
+
+/// The largest payload a ring of `cap` data bytes accepts.
+pub fn max_message(cap: u64) -> usize {
+    (cap - FRAME_HEADER) as usize
+}
+
+/// Where the ring lives: the control block and the data bytes.
+#[derive(Debug, Clone, Copy)]
+struct Ring {
+    ctrl: NonNull<SpscControl>,
+    data: NonNull<u8>,
+    cap: u64,
+}
+
+impl Ring {
+    /// # Safety
+    /// `ctrl` and `data .. data + cap` stay valid for reads and writes for the life of every
+    /// handle made from this value; `cap` passed [`validate_capacity`]; `data` is 8-aligned.
+    unsafe fn new(ctrl: NonNull<SpscControl>, data: NonNull<u8>, cap: u64) -> Result<Self> {
+        validate_capacity(cap)?;
+        debug_assert_eq!(data.as_ptr() as usize % 8, 0);
+        Ok(Ring { ctrl, data, cap })
+    }
+
+    fn ctrl(&self) -> &SpscControl {
+        // SAFETY: valid per `Ring::new`'s contract. `SpscControl` holds only atomics, so a
+        // shared reference to it is sound even while the peer writes it.
+        unsafe { self.ctrl.as_ref() }
+    }
+
+    fn mask(&self) -> u64 {
+        self.cap - 1
+    }
+
+    /// Checks a pair of positions read (partly) from shared memory.
+    fn check_positions(&self, head: u64, tail: u64) -> Result<()> {
+        if tail.wrapping_sub(head) > self.cap {
+            return Err(Error::Corrupted(
+                "ring positions are more than the capacity apart",
+            ));
+        }
+        if head % 8 != 0 || tail % 8 != 0 {
+            return Err(Error::Corrupted("ring position is not 8-byte aligned"));
+        }
+        Ok(())
+    }
+
+    /// A pointer `off` bytes into the data; `off < cap` is the caller's to uphold.
+    fn at(&self, off: u64) -> *mut u8 {
+        debug_assert!(off < self.cap);
+        // SAFETY: `off < cap` (callers mask positions or bound-check offsets), so the result
+        // stays inside the data area that `Ring::new`'s contract keeps valid.
+        unsafe { self.data.as_ptr().add(off as usize) }
+    }
+}
+
+/// Room reserved for one message: `offset` of its payload in the data, and its `capacity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// Offset of the payload in the ring's data area.
+    pub offset: u64,
+    /// Bytes reserved for the payload.
+    pub capacity: usize,
+}
+
+/// A message found by the consumer: its payload's `offset` and `len`, and the frame's `size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    /// Offset of the payload in the ring's data area.
+    pub offset: u64,
+    /// Payload length in bytes.
+    pub len: usize,
+    size: u64,
+}
+
+/// The producing end of an SPSC ring.
+#[derive(Debug)]
+pub struct Producer {
+    ring: Ring,
+    tail: u64,
+    cached_head: u64,
+}
+
+// SAFETY: the producer owns its end of the ring; the pointers it holds are to memory that
+// `Producer::attach`'s contract keeps valid, and every access to shared state is atomic or
+// confined to bytes that the protocol gives to the producer alone.
+unsafe impl Send for Producer {}
+
+impl Producer {
+    /// Attaches to a ring as its (only) producer, continuing from the current positions.
+    ///
+    /// # Safety
+    /// `ctrl` and `cap` bytes at `data` (8-aligned) stay valid for reads and writes as long as
+    /// the producer lives, and no other producer uses the ring meanwhile.
+    pub unsafe fn attach(ctrl: NonNull<SpscControl>, data: NonNull<u8>, cap: u64) -> Result<Self> {
+        // SAFETY: forwarded from this function's contract.
+        let ring = unsafe { Ring::new(ctrl, data, cap)? };
+        // Acquire: pairs with the Release stores of both positions (a producer may be replacing
+        // one that died; what it published must be visible before we continue after it).
+        let tail = ring.ctrl().tail.load(Ordering::Acquire);
+        let head = ring.ctrl().head.load(Ordering::Acquire);
+        ring.check_positions(head, tail)?;
+        Ok(Producer {
+            ring,
+            tail,
+            cached_head: head,
+        })
+    }
+
+    /// The largest message this ring accepts.
+    pub fn max_message(&self) -> usize {
+        max_message(self.ring.cap)
+    }
+
+    /// Data bytes of the ring.
+    pub fn capacity(&self) -> u64 {
+        self.ring.cap
+    }
+
+    /// True if there are `need` free bytes after our tail, re-reading `head` only if the cached
+    /// copy says there are not.
+    fn has_room(&mut self, need: u64) -> Result<bool> {
+        if self.ring.cap - self.tail.wrapping_sub(self.cached_head) >= need {
+            return Ok(true);
+        }
+        // Acquire: pairs with the consumer's Release store of `head` in `Consumer::release`
+        // (and of the wrap skip in `try_peek`), so it has finished with the bytes we reuse.
+        let head = self.ring.ctrl().head.load(Ordering::Acquire);
+        self.ring.check_positions(head, self.tail)?;
+        self.cached_head = head;
+        Ok(self.ring.cap - self.tail.wrapping_sub(head) >= need)
+    }
+
+    /// Reserves room for a message of `len` bytes.
+    ///
+    /// `Err(Full)`: no room now. `Err(TooLarge)`: no room ever. `Err(Disconnected)`: the
+    /// receiver closed its end. On `Err(Full)` a wrap marker may have been published; the caller
+    /// wakes a sleeping consumer so that it can skip it (see the module docs).
+    pub fn try_reserve(&mut self, len: usize) -> Result<Grant> {
+        let max = self.max_message();
+        if len > max {
+            return Err(Error::TooLarge { size: len, max });
+        }
+        if self.ring.ctrl().receiver_closed() {
+            return Err(Error::Disconnected);
+        }
+        let need = FRAME_HEADER + align8(len as u64);
+        let off = self.tail & self.ring.mask();
+        let to_end = self.ring.cap - off;
+        let off = if need > to_end {
+            // The frame would straddle the end: pad the rest with a wrap marker, published at
+            // once so that the consumer can skip it and free the start of the ring for us.
+            if !self.has_room(to_end)? {
+                return Err(Error::Full);
+            }
+            // SAFETY: `off` is 8-aligned and `off + 8 <= cap`; the bytes from `off` to the end
+            // are free (has_room), so the consumer does not read them until `tail` says so.
+            unsafe { store_word(self.ring.at(off).cast(), (u64::from(WRAP_TAG)) << 32) };
+            self.tail = self.tail.wrapping_add(to_end);
+            // Release: pairs with the Acquire load of `tail` in `Consumer::try_peek`.
+            self.ring.ctrl().tail.store(self.tail, Ordering::Release);
+            0
+        } else {
+            off
+        };
+        if !self.has_room(need)? {
+            return Err(Error::Full);
+        }
+        Ok(Grant {
+            offset: off + FRAME_HEADER,
+            capacity: len,
+        })
+    }
+
+    /// A pointer to the payload bytes of `grant`, for the caller to fill.
+    pub fn payload(&self, grant: &Grant) -> *mut u8 {
+        if grant.capacity == 0 {
+            // An empty frame at the very end has its payload offset at `cap`; any valid,
+            // aligned pointer will do for zero bytes.
+            return self.ring.data.as_ptr();
+        }
+        self.ring.at(grant.offset)
+    }
+
+    /// Publishes the first `len` bytes of `grant` as one message.
+    ///
+    /// # Panics
+    /// If `len > grant.capacity`: that is a bug in the caller, not in the peer.
+    pub fn commit(&mut self, grant: Grant, len: usize) {
+        assert!(
+            len <= grant.capacity,
+            "commit of {len} bytes into a reservation of {}",
+            grant.capacity
+        );
+        let off = grant.offset - FRAME_HEADER;
+        debug_assert_eq!(off, self.tail & self.ring.mask());
+        // SAFETY: `off` is the 8-aligned frame start that `try_reserve` checked to be free and
+        // inside the data area; the consumer does not read it before the store of `tail` below.
+        unsafe {
+            store_word(
+                self.ring.at(off).cast(),
+                (u64::from(FRAME_TAG) << 32) | len as u64,
+            )
+        };
+        self.tail = self.tail.wrapping_add(FRAME_HEADER + align8(len as u64));
+        // Release: pairs with the Acquire load of `tail` in `Consumer::try_peek`: the frame's
+        // header and payload are visible before its publication is.
+        self.ring.ctrl().tail.store(self.tail, Ordering::Release);
+    }
+
+    /// Closes the producing end: the consumer drains what was committed, then sees
+    /// `Disconnected`.
+    pub fn close(&self) {
+        // Release: pairs with the Acquire load in `SpscControl::sender_closed`, after which
+        // the consumer re-reads `tail` and so sees every commit made before the close.
+        self.ring
+            .ctrl()
+            .closed
+            .fetch_or(SENDER_CLOSED, Ordering::Release);
+    }
+
+    /// True once the consumer closed its end.
+    pub fn is_closed(&self) -> bool {
+        self.ring.ctrl().receiver_closed()
+    }
+}
+
+/// The consuming end of an SPSC ring.
+#[derive(Debug)]
+pub struct Consumer {
+    ring: Ring,
+    head: u64,
+    cached_tail: u64,
+}
+
+// SAFETY: as for `Producer`: the consumer owns its end, and all shared accesses are atomic or
+// confined to bytes the protocol has handed to the consumer.
+unsafe impl Send for Consumer {}
+
+impl Consumer {
+    /// Attaches to a ring as its (only) consumer, continuing from the current positions.
+    ///
+    /// # Safety
+    /// As for [`Producer::attach`], with "consumer" for "producer".
+    pub unsafe fn attach(ctrl: NonNull<SpscControl>, data: NonNull<u8>, cap: u64) -> Result<Self> {
+        // SAFETY: forwarded from this function's contract.
+        let ring = unsafe { Ring::new(ctrl, data, cap)? };
+        // Acquire: pairs with the Release stores of both positions.
+        let head = ring.ctrl().head.load(Ordering::Acquire);
+        let tail = ring.ctrl().tail.load(Ordering::Acquire);
+        ring.check_positions(head, tail)?;
+        Ok(Consumer {
+            ring,
+            head,
+            cached_tail: head,
+        })
+    }
+
+    /// The largest message this ring can carry.
+    pub fn max_message(&self) -> usize {
+        max_message(self.ring.cap)
+    }
+
+    /// Re-reads `tail`; true if there is something past `head`.
+    fn refresh(&mut self) -> Result<bool> {
+        // Acquire: pairs with the Release store of `tail` in `Producer::commit` (and of a
+        // wrap marker in `try_reserve`).
+        let tail = self.ring.ctrl().tail.load(Ordering::Acquire);
+        self.ring.check_positions(self.head, tail)?;
+        self.cached_tail = tail;
+        Ok(tail != self.head)
+    }
+
+    /// Finds the next message without consuming it.
+    ///
+    /// `Err(Empty)`: nothing now. `Err(Disconnected)`: the producer closed its end and every
+    /// message is read. `Err(Corrupted)`: a header or position no honest producer writes.
+    /// A wrap marker that is skipped is released at once (the producer may be waiting for that
+    /// room); the caller wakes a sleeping producer on `Err(Empty)`.
+    pub fn try_peek(&mut self) -> Result<Frame> {
+        // At most one wrap marker precedes a frame: a marker at offset 0 is never written.
+        for _ in 0..2 {
+            if self.head == self.cached_tail && !self.refresh()? {
+                if !self.ring.ctrl().sender_closed() {
+                    return Err(Error::Empty);
+                }
+                // The close is ordered after the last commit: one more look at `tail`.
+                if !self.refresh()? {
+                    return Err(Error::Disconnected);
+                }
+            }
+            let off = self.head & self.ring.mask();
+            let avail = self.cached_tail.wrapping_sub(self.head);
+            // SAFETY: `off` is 8-aligned (positions are checked) and below `cap`; the word is
+            // below `tail`, so the producer wrote it before its Release store that we acquired.
+            let word = unsafe { load_word(self.ring.at(off).cast()) };
+            let (tag, len) = ((word >> 32) as u32, word & 0xFFFF_FFFF);
+            match tag {
+                FRAME_TAG => {
+                    let size = FRAME_HEADER + align8(len);
+                    if off + size > self.ring.cap {
+                        return Err(Error::Corrupted("frame runs past the end of the ring"));
+                    }
+                    if size > avail {
+                        return Err(Error::Corrupted("frame runs past the written data"));
+                    }
+                    return Ok(Frame {
+                        offset: off + FRAME_HEADER,
+                        len: len as usize,
+                        size,
+                    });
+                }
+                WRAP_TAG => {
+                    let skip = self.ring.cap - off;
+                    if off == 0 || skip > avail {
+                        return Err(Error::Corrupted("misplaced wrap marker"));
+                    }
+                    self.head = self.head.wrapping_add(skip);
+                    // Release: pairs with the Acquire load of `head` in `Producer::has_room`.
+                    self.ring.ctrl().head.store(self.head, Ordering::Release);
+                }
+                _ => return Err(Error::Corrupted("bad frame tag")),
+            }
+        }
+        Err(Error::Corrupted("misplaced wrap marker"))
+    }
+
+    /// A pointer to the payload of `frame`.
+    pub fn payload(&self, frame: &Frame) -> *const u8 {
+        if frame.len == 0 {
+            // An empty frame at the very end has its payload offset at `cap`; any valid,
+            // aligned pointer will do for zero bytes.
+            return self.ring.data.as_ptr();
+        }
+        self.ring.at(frame.offset)
+    }
+
+    /// Consumes `frame` (the one [`try_peek`](Self::try_peek) returned) and frees its bytes.
+    pub fn release(&mut self, frame: Frame) {
+        self.head = self.head.wrapping_add(frame.size);
+        // Release: pairs with the Acquire load of `head` in `Producer::has_room`: we are done
+        // reading the frame before the producer may overwrite it.
+        self.ring.ctrl().head.store(self.head, Ordering::Release);
+    }
+
+    /// Closes the consuming end: the producer's next reservation fails with `Disconnected`.
+    pub fn close(&self) {
+        // Release: pairs with the Acquire load in `SpscControl::receiver_closed`.
+        self.ring
+            .ctrl()
+            .closed
+            .fetch_or(RECEIVER_CLOSED, Ordering::Release);
+    }
+
+    /// True once the producer closed its end.
+    pub fn is_closed(&self) -> bool {
+        self.ring.ctrl().sender_closed()
+    }
+}

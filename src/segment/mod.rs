@@ -1,0 +1,357 @@
+//! The OS memory: named POSIX shared-memory segments (`shm_open`), mapped with memmap2.
+//!
+//! A segment is a file in `/dev/shm` that starts with a [`Header`]. [`Segment::create`] makes the
+//! file with `O_CREAT | O_EXCL`, sizes it, reserves its pages with `posix_fallocate` (so a full
+//! `/dev/shm` is an error now, not a SIGBUS on first touch), maps it and writes the header's
+//! identity fields; the caller then lays out its ring and calls [`Segment::publish`], which
+//! stores `init` last, with Release. [`Segment::open`] checks the file's size with `fstat` before
+//! it maps anything, waits a bounded time for `init`, and validates every header field.
+//!
+//! # Liveness
+//! A pid says little: pids are reused and differ across pid namespaces. Each side proves it is
+//! alive by holding an open-file-description lock (`F_OFD_SETLK`) on its own byte of the segment
+//! file; the kernel drops it when the process dies, however it dies. The other side asks with
+//! `F_OFD_GETLK`. The same lock makes a side exclusive: a second live sender cannot take it.
+
+mod header;
+mod name;
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use memmap2::{MmapOptions, MmapRaw};
+use nix::fcntl::OFlag;
+use nix::sys::mman::{shm_open, shm_unlink};
+use nix::sys::stat::{fstat, Mode};
+
+pub use header::{
+    Header, HeaderSnapshot, RingKind, SideInfo, HEADER_LEN, INIT_DONE, MAGIC, RECEIVER, SENDER,
+    VERSION,
+};
+pub use name::{normalize_name, MAX_NAME_LEN};
+
+use crate::error::{Error, Result};
+
+/// What the creator records in a new segment's header.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity {
+    /// The ring in the segment.
+    pub ring_kind: RingKind,
+    /// The raw [`crate::Wait`] strategy.
+    pub wait: u32,
+    /// Ring data bytes (SPSC) or slots (MPMC).
+    pub capacity: u64,
+    /// Bytes per slot (MPMC), 0 for SPSC.
+    pub slot_size: u64,
+    /// Offset of the ring data.
+    pub data_offset: u64,
+    /// Length of the whole segment.
+    pub total_len: u64,
+}
+
+/// A mapped shmring segment.
+#[derive(Debug)]
+pub struct Segment {
+    name: String,
+    file: File,
+    map: MmapRaw,
+    len: usize,
+    unlink_on_drop: bool,
+}
+
+/// Byte of the segment file that side `i` locks to prove it is alive. Any offset works for a
+/// lock (it need not be inside the file); these bytes are not used for anything else.
+fn lock_byte(side: usize) -> i64 {
+    1024 + side as i64
+}
+
+impl Segment {
+    /// Creates a new segment of `len` bytes (`len >= HEADER_LEN`) and writes its identity.
+    /// The caller lays out its ring, then calls [`publish`](Self::publish).
+    ///
+    /// Fails with an `Io` error of kind `AlreadyExists` if the name is taken.
+    pub fn create(name: &str, id: &Identity, mode: u32) -> Result<Segment> {
+        let name = normalize_name(name)?;
+        let len = usize::try_from(id.total_len)
+            .ok()
+            .filter(|&l| l >= HEADER_LEN)
+            .ok_or_else(|| {
+                Error::Incompatible(format!(
+                    "segment length {} is too small or too large",
+                    id.total_len
+                ))
+            })?;
+        let fd = shm_open(
+            name.as_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            Mode::from_bits_truncate(mode),
+        )
+        .map_err(|e| {
+            let mut err = Error::io(format!("shm_open(O_CREAT|O_EXCL) {name}"), e);
+            if let Error::Io { context, .. } = &mut err {
+                if e == nix::Error::EEXIST {
+                    context.push_str(
+                        " (a segment of that name exists: open it, or remove it with `shmring rm`)",
+                    );
+                }
+            }
+            err
+        })?;
+        // From here on a failure must not leave a half-made name behind.
+        let made = (|| {
+            let file = size_and_reserve(fd, len, &name)?;
+            let map = map(&file, len, &name)?;
+            Ok((file, map))
+        })();
+        let (file, map) = match made {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = shm_unlink(name.as_str());
+                return Err(e);
+            }
+        };
+        let seg = Segment {
+            name,
+            file,
+            map,
+            len,
+            unlink_on_drop: true,
+        };
+        let h = seg.header();
+        h.version.store(VERSION, Ordering::Relaxed);
+        h.ring_kind.store(id.ring_kind.to_raw(), Ordering::Relaxed);
+        h.wait.store(id.wait, Ordering::Relaxed);
+        h.capacity.store(id.capacity, Ordering::Relaxed);
+        h.slot_size.store(id.slot_size, Ordering::Relaxed);
+        h.total_len.store(id.total_len, Ordering::Relaxed);
+        h.data_offset.store(id.data_offset, Ordering::Relaxed);
+        h.creator_pid.store(std::process::id(), Ordering::Relaxed);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        h.created_at.store(now, Ordering::Relaxed);
+        // The magic goes last before `init`: an opener that sees a non-zero wrong magic knows at
+        // once that the file is not ours.
+        h.magic.store(MAGIC, Ordering::Relaxed);
+        Ok(seg)
+    }
+
+    /// Marks the segment fully initialised. Everything written before is visible to an opener
+    /// that sees `init`.
+    pub fn publish(&self) {
+        // Release: pairs with the Acquire load of `init` in `Header::snapshot` / `open`.
+        self.header().init.store(INIT_DONE, Ordering::Release);
+    }
+
+    /// Opens an existing segment: size check before mapping, bounded wait for `init`, then
+    /// validation of magic, version and length. The caller validates the ring fields.
+    pub fn open(name: &str, timeout: Duration) -> Result<Segment> {
+        let name = normalize_name(name)?;
+        let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty())
+            .map_err(|e| Error::io(format!("shm_open {name}"), e))?;
+        let file = File::from(fd);
+        let deadline = Instant::now() + timeout;
+        // The creator may not have sized the file yet: wait for at least a header.
+        let len = loop {
+            let st = fstat(file.as_raw_fd()).map_err(|e| Error::io(format!("fstat {name}"), e))?;
+            let len = usize::try_from(st.st_size).unwrap_or(0);
+            if len >= HEADER_LEN {
+                break len;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Incompatible(format!(
+                    "{name} is {len} bytes, too short for a shmring header ({HEADER_LEN} bytes): not a shmring segment"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let map = map(&file, len, &name)?;
+        let seg = Segment {
+            name,
+            file,
+            map,
+            len,
+            unlink_on_drop: false,
+        };
+        let snap = loop {
+            let snap = seg.header().snapshot();
+            if snap.magic != 0 && snap.magic != MAGIC {
+                return Err(Error::Incompatible(format!(
+                    "{} is not a shmring segment (bad magic {:#018x})",
+                    seg.name, snap.magic
+                )));
+            }
+            if snap.magic == MAGIC && snap.version != VERSION {
+                return Err(Error::Incompatible(format!(
+                    "{} has format version {}, this library speaks version {VERSION}",
+                    seg.name, snap.version
+                )));
+            }
+            if snap.init == INIT_DONE {
+                break snap;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Incompatible(format!(
+                    "{} was never fully initialised within {timeout:?} (its creator died or it is not a shmring segment)",
+                    seg.name
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        if snap.magic != MAGIC {
+            return Err(Error::Corrupted("init flag set without the magic"));
+        }
+        if snap.total_len != seg.len as u64 {
+            return Err(Error::Corrupted(
+                "header total length differs from the file size",
+            ));
+        }
+        if snap.data_offset < HEADER_LEN as u64 || snap.data_offset > snap.total_len {
+            return Err(Error::Corrupted("header data offset outside the segment"));
+        }
+        Ok(seg)
+    }
+
+    /// The header, through atomics only.
+    pub fn header(&self) -> &Header {
+        // SAFETY: the mapping is at least HEADER_LEN bytes (checked in create/open), page
+        // aligned, and lives as long as `self`. `Header` consists of atomics only, which may be
+        // shared with writers in other processes.
+        unsafe { &*self.map.as_ptr().cast::<Header>() }
+    }
+
+    /// A pointer `offset` bytes into the mapping, if `offset + len` fits in it.
+    pub fn at(&self, offset: u64, len: u64) -> Result<NonNull<u8>> {
+        let end = offset
+            .checked_add(len)
+            .ok_or(Error::Corrupted("offset overflows"))?;
+        if end > self.len as u64 {
+            return Err(Error::Corrupted("region runs past the end of the segment"));
+        }
+        // SAFETY: `offset <= len` of the mapping (checked above), so the pointer stays in (or
+        // one past) the mapped range, and a mapping is never at address 0.
+        Ok(unsafe { NonNull::new_unchecked(self.map.as_mut_ptr().add(offset as usize)) })
+    }
+
+    /// The name, with its leading `/`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a segment holds at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Whether dropping this handle removes the name from `/dev/shm`.
+    pub fn set_unlink_on_drop(&mut self, unlink: bool) {
+        self.unlink_on_drop = unlink;
+    }
+
+    /// Takes side `side`'s liveness lock. `Ok(false)`: a live process holds it.
+    pub fn lock_side(&self, side: usize) -> Result<bool> {
+        let mut fl = flock(libc::F_WRLCK as libc::c_short, lock_byte(side));
+        // SAFETY: the fd is open for the life of `self.file`; `fl` is a valid flock on this stack.
+        let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+            _ => Err(Error::io(format!("F_OFD_SETLK on {}", self.name), err)),
+        }
+    }
+
+    /// True if a process other than this handle holds side `side`'s liveness lock.
+    pub fn side_alive(&self, side: usize) -> Result<bool> {
+        let mut fl = flock(libc::F_WRLCK as libc::c_short, lock_byte(side));
+        // SAFETY: as in `lock_side`; F_OFD_GETLK writes only into `fl`.
+        let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+        if rc != 0 {
+            return Err(Error::last_os(format!("F_OFD_GETLK on {}", self.name)));
+        }
+        Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+    }
+
+    /// Records this process as attached to side `side` (after it took the side's lock).
+    pub fn record_side(&self, side: usize) {
+        let info = &self.header().sides[side];
+        info.pid.store(std::process::id(), Ordering::Relaxed);
+        info.start_time.store(
+            process_start_time(std::process::id()).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        // Release: pairs with the Acquire load in `side_ever_attached`.
+        info.attached.store(1, Ordering::Release);
+    }
+
+    /// True once some process has attached to side `side`.
+    pub fn side_ever_attached(&self, side: usize) -> bool {
+        self.header().sides[side].attached.load(Ordering::Acquire) != 0
+    }
+
+    /// Removes a segment's name from `/dev/shm`. Processes that have it mapped keep using it.
+    pub fn unlink(name: &str) -> Result<()> {
+        let name = normalize_name(name)?;
+        shm_unlink(name.as_str()).map_err(|e| Error::io(format!("shm_unlink {name}"), e))
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.unlink_on_drop {
+            // The name may already be gone (removed by hand or by `shmring rm`); nothing to do.
+            let _ = shm_unlink(self.name.as_str());
+        }
+    }
+}
+
+fn flock(kind: libc::c_short, byte: i64) -> libc::flock {
+    // SAFETY: `flock` is a plain C struct for which all-zero bytes are a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    fl
+}
+
+fn size_and_reserve(fd: OwnedFd, len: usize, name: &str) -> Result<File> {
+    let off = i64::try_from(len)
+        .map_err(|_| Error::Incompatible(format!("segment of {len} bytes is too large")))?;
+    nix::unistd::ftruncate(&fd, off)
+        .map_err(|e| Error::io(format!("ftruncate {name} to {len} bytes"), e))?;
+    // Reserve the pages now: on a full tmpfs this fails with ENOSPC here instead of a SIGBUS
+    // when a page is first touched.
+    nix::fcntl::posix_fallocate(fd.as_raw_fd(), 0, off).map_err(|e| {
+        Error::io(
+            format!("posix_fallocate {len} bytes for {name} (is /dev/shm full?)"),
+            e,
+        )
+    })?;
+    Ok(File::from(fd))
+}
+
+fn map(file: &File, len: usize, name: &str) -> Result<MmapRaw> {
+    MmapOptions::new()
+        .len(len)
+        .map_raw(file)
+        .map_err(|e| Error::io(format!("mmap {len} bytes of {name}"), e))
+}
+
+/// A process's start time in clock ticks since boot (/proc/PID/stat field 22).
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
