@@ -232,7 +232,10 @@ impl Producer {
 
     /// Reserves room for a message of `len` bytes.
     ///
-    /// `Err(Full)`: no room now. `Err(TooLarge)`: no room ever. `Err(Disconnected)`: the
+    /// `Err(Full)`: no room now. Because every message is contiguous, this can happen even on an
+    /// empty ring when the message does not fit before the end of the data: the wrap marker is
+    /// published and the room at the start is usable once the consumer has passed it.
+    /// `Err(TooLarge)`: no room ever. `Err(Disconnected)`: the
     /// receiver closed its end. On `Err(Full)` a wrap marker may have been published; the caller
     /// wakes a sleeping consumer so that it can skip it (see the module docs).
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant> {
@@ -454,5 +457,193 @@ impl Consumer {
     /// True once the producer closed its end.
     pub fn is_closed(&self) -> bool {
         self.ring.ctrl().sender_closed()
+    }
+}
+
+#[cfg(all(test, not(shmring_loom)))]
+mod tests {
+    use super::*;
+
+    /// A ring on the heap: the control block and 8-aligned data.
+    struct HeapRing {
+        ctrl: Box<SpscControl>,
+        data: Vec<u64>,
+    }
+
+    impl HeapRing {
+        fn new(cap: u64) -> Self {
+            HeapRing {
+                ctrl: Box::new(SpscControl::new()),
+                data: vec![0; cap as usize / 8],
+            }
+        }
+        fn ends(&mut self) -> (Producer, Consumer) {
+            let cap = self.data.len() as u64 * 8;
+            let ctrl = NonNull::from(&*self.ctrl);
+            let data = NonNull::new(self.data.as_mut_ptr().cast::<u8>()).unwrap();
+            // SAFETY: the heap ring outlives both ends in every test (they are dropped first).
+            unsafe {
+                (
+                    Producer::attach(ctrl, data, cap).unwrap(),
+                    Consumer::attach(ctrl, data, cap).unwrap(),
+                )
+            }
+        }
+    }
+
+    fn send(p: &mut Producer, msg: &[u8]) -> Result<()> {
+        let g = p.try_reserve(msg.len())?;
+        // SAFETY: the grant covers msg.len() bytes owned by the producer.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), p.payload(&g), msg.len()) };
+        p.commit(g, msg.len());
+        Ok(())
+    }
+
+    fn recv(c: &mut Consumer) -> Result<Vec<u8>> {
+        let f = c.try_peek()?;
+        // SAFETY: the frame was validated to lie in the data area.
+        let v = unsafe { std::slice::from_raw_parts(c.payload(&f), f.len) }.to_vec();
+        c.release(f);
+        Ok(v)
+    }
+
+    #[test]
+    fn fifo_with_wrap_around_at_minimum_capacity() {
+        let mut r = HeapRing::new(64);
+        let (mut p, mut c) = r.ends();
+        for i in 0..10_000usize {
+            let msg: Vec<u8> = (0..(i % 57)).map(|b| (b + i) as u8).collect();
+            if msg.len() > p.max_message() {
+                continue;
+            }
+            if let Err(Error::Full) = send(&mut p, &msg) {
+                // A wrap marker was published: the consumer must pass it first.
+                assert!(matches!(recv(&mut c), Err(Error::Empty)));
+                send(&mut p, &msg).unwrap();
+            }
+            assert_eq!(recv(&mut c).unwrap(), msg);
+        }
+        assert!(matches!(recv(&mut c), Err(Error::Empty)));
+    }
+
+    #[test]
+    fn largest_message_fits_and_one_more_byte_is_too_large() {
+        let mut r = HeapRing::new(256);
+        let (mut p, mut c) = r.ends();
+        assert_eq!(p.max_message(), 248);
+        // Offset the ring so the largest message needs the wrap marker first.
+        send(&mut p, &[1; 13]).unwrap();
+        recv(&mut c).unwrap();
+        let big = vec![7u8; 248];
+        // Room only once the consumer skips the wrap marker: Full first, then it fits.
+        assert!(matches!(send(&mut p, &big), Err(Error::Full)));
+        assert!(matches!(recv(&mut c), Err(Error::Empty)));
+        send(&mut p, &big).unwrap();
+        assert_eq!(recv(&mut c).unwrap(), big);
+        assert!(matches!(
+            p.try_reserve(249),
+            Err(Error::TooLarge {
+                size: 249,
+                max: 248
+            })
+        ));
+        send(&mut p, &[]).unwrap();
+        assert_eq!(recv(&mut c).unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn full_then_room_after_release() {
+        let mut r = HeapRing::new(64);
+        let (mut p, mut c) = r.ends();
+        send(&mut p, &[1; 24]).unwrap(); // 32-byte frame
+        send(&mut p, &[2; 24]).unwrap(); // ring full
+        assert!(matches!(send(&mut p, &[3]), Err(Error::Full)));
+        assert_eq!(recv(&mut c).unwrap(), vec![1; 24]);
+        send(&mut p, &[3; 8]).unwrap();
+        assert_eq!(recv(&mut c).unwrap(), vec![2; 24]);
+        assert_eq!(recv(&mut c).unwrap(), vec![3; 8]);
+    }
+
+    #[test]
+    fn reserve_without_commit_sends_nothing() {
+        let mut r = HeapRing::new(64);
+        let (mut p, mut c) = r.ends();
+        let _ = p.try_reserve(40).unwrap();
+        assert!(matches!(recv(&mut c), Err(Error::Empty)));
+        send(&mut p, b"x").unwrap();
+        assert_eq!(recv(&mut c).unwrap(), b"x");
+    }
+
+    #[test]
+    fn close_is_seen_after_drain() {
+        let mut r = HeapRing::new(64);
+        let (mut p, mut c) = r.ends();
+        send(&mut p, b"last").unwrap();
+        p.close();
+        assert_eq!(recv(&mut c).unwrap(), b"last");
+        assert!(matches!(recv(&mut c), Err(Error::Disconnected)));
+        c.close();
+        assert!(matches!(send(&mut p, b"x"), Err(Error::Disconnected)));
+    }
+
+    /// SplitMix64: a tiny deterministic generator for the scribble test.
+    fn splitmix(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A hostile producer scribbles over the positions and frame headers; the consumer only
+    /// ever returns in-bounds data or `Corrupted` (or Empty/Disconnected), never panics.
+    #[test]
+    fn scribbled_positions_and_headers_yield_corrupted_never_ub() {
+        let cap = 256u64;
+        let mut rng = 0x5EED_u64;
+        let mut corrupted = 0;
+        for round in 0..20_000 {
+            let mut r = HeapRing::new(cap);
+            let (mut p, mut c) = r.ends();
+            for i in 0..(round % 5) {
+                let _ = send(&mut p, &vec![i as u8; (splitmix(&mut rng) % 100) as usize]);
+            }
+            // Scribble: random words over the data and the tail position, sometimes plausible.
+            let words = r.data.len();
+            for _ in 0..(splitmix(&mut rng) % 4) {
+                let w = (splitmix(&mut rng) as usize) % words;
+                r.data[w] = match splitmix(&mut rng) % 3 {
+                    0 => splitmix(&mut rng),
+                    1 => (u64::from(FRAME_TAG) << 32) | (splitmix(&mut rng) % 600),
+                    _ => u64::from(WRAP_TAG) << 32,
+                };
+            }
+            if splitmix(&mut rng) % 2 == 0 {
+                let t = match splitmix(&mut rng) % 3 {
+                    0 => splitmix(&mut rng),
+                    1 => splitmix(&mut rng) % 512,
+                    _ => (splitmix(&mut rng) % 64) * 8,
+                };
+                r.ctrl.tail.store(t, Ordering::Relaxed);
+            }
+            for _ in 0..8 {
+                match c.try_peek() {
+                    Ok(f) => {
+                        assert!(f.offset + f.len as u64 <= cap, "frame out of bounds: {f:?}");
+                        c.release(f);
+                    }
+                    Err(Error::Corrupted(_)) => {
+                        corrupted += 1;
+                        break;
+                    }
+                    Err(Error::Empty | Error::Disconnected) => break,
+                    Err(e) => panic!("unexpected error {e}"),
+                }
+            }
+        }
+        assert!(
+            corrupted > 1000,
+            "the scribbles should often be detected ({corrupted})"
+        );
     }
 }
