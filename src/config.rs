@@ -45,7 +45,7 @@ impl Default for Config {
 
 impl Config {
     /// Ring size: data bytes for SPSC (rounded up to a power of two; the largest message is
-    /// this minus 8), slot count for MPMC.
+    /// this minus 16), slot count for MPMC.
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
         self

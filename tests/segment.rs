@@ -113,8 +113,8 @@ fn segment_is_private_to_its_user_by_default() {
 }
 
 /// Scribbles random values over the ring positions and frame headers of a live segment, through
-/// a second mapping of the file, while the receiver reads: every call is Ok with in-bounds data
-/// or Err(Corrupted) (Empty/Disconnected when the scribble happens to look like that).
+/// a second mapping of the file: every receive is Ok with in-bounds data or Err(Corrupted)
+/// (Empty/Disconnected when the scribble happens to look like that); the sender likewise.
 #[test]
 fn scribbled_live_segment_yields_only_in_bounds_data_or_corrupted() {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,11 +143,13 @@ fn scribbled_live_segment_yields_only_in_bounds_data_or_corrupted() {
             unsafe { AtomicU64::from_ptr(map.as_mut_ptr().add(off).cast()) }
         };
         for _ in 0..(1 + rng.next() % 4) {
-            let target = rng.next() % 4;
-            let off = match target {
-                // The tail position: the first word after the header.
-                0 => HEADER_LEN,
-                // A frame header somewhere in the data.
+            let off = match rng.next() % 4 {
+                // The header of the next frame the receiver reads.
+                0 => data_off,
+                // The tail and head positions: the first words after the header, a line apart.
+                1 => HEADER_LEN,
+                2 => HEADER_LEN + 128,
+                // Any word of the data.
                 _ => data_off + ((rng.next() % (cap / 8)) * 8) as usize,
             };
             let value = match rng.next() % 4 {
@@ -161,7 +163,7 @@ fn scribbled_live_segment_yields_only_in_bounds_data_or_corrupted() {
         let mut buf = Vec::new();
         for _ in 0..30 {
             match rx.try_recv_into(&mut buf) {
-                Ok(n) => assert!(n as u64 <= cap - 8 && buf.len() == n),
+                Ok(n) => assert!(n as u64 <= cap - 16 && buf.len() == n),
                 Err(Error::Corrupted(_)) => {
                     seen_corrupted += 1;
                     break;
@@ -169,6 +171,11 @@ fn scribbled_live_segment_yields_only_in_bounds_data_or_corrupted() {
                 Err(Error::Empty | Error::Disconnected) => break,
                 Err(e) => panic!("unexpected {e}"),
             }
+        }
+        // The sender validates the receiver's position before it trusts it.
+        match tx.try_send(&[1; 100]) {
+            Ok(()) | Err(Error::Full | Error::Corrupted(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
         }
         drop(map);
     }

@@ -87,7 +87,7 @@ fn wrap_around_at_tiny_capacity_futex() {
         Wait::Futex,
         128,
         300_000,
-        120,
+        112,
     );
 }
 
@@ -98,7 +98,7 @@ fn wrap_around_at_tiny_capacity_spin() {
         Wait::Spin,
         64,
         300_000,
-        56,
+        48,
     );
 }
 
@@ -140,14 +140,14 @@ fn ping_pong_ten_million_round_trips_futex() {
 #[test]
 fn sizes_at_and_under_capacity() {
     const TEST: &str = "sizes_at_and_under_capacity";
-    let sizes = [4088usize, 4087, 4081, 4080, 0, 1, 4088, 2000, 4088];
+    let sizes = [4080usize, 4079, 4073, 4072, 0, 1, 4080, 2000, 4080];
     if is_child() {
         let mut tx = spsc::Sender::open(&child_param("NAME").unwrap()).unwrap();
-        assert_eq!(tx.max_message_size(), 4088);
-        match tx.try_send(&[0; 4089]) {
+        assert_eq!(tx.max_message_size(), 4080);
+        match tx.try_send(&[0; 4081]) {
             Err(Error::TooLarge {
-                size: 4089,
-                max: 4088,
+                size: 4081,
+                max: 4080,
             }) => {}
             other => panic!("expected TooLarge, got {other:?}"),
         }

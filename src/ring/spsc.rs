@@ -8,38 +8,47 @@
 //! * `tail`: where the producer writes next. Stored only by the producer.
 //! * `head`: where the consumer reads next. Stored only by the consumer.
 //!
-//! `tail - head` bytes are written and unread; `head <= tail <= head + cap` always holds for an
-//! honest peer, and is checked on every load of the peer's position.
-//!
 //! # Frames
 //! A message is a frame: an 8-byte header word (`tag << 32 | len`) followed by `len` payload
 //! bytes, padded to a multiple of 8. Every frame is contiguous in memory, so a reader can borrow
 //! it as one slice: when a frame does not fit between the write offset and the end of the data,
 //! the producer writes a *wrap marker* (a header with [`WRAP_TAG`]) that tells the consumer to
-//! skip to offset 0. A message of `cap - 8` bytes is the largest that can ever fit.
+//! skip to offset 0.
+//!
+//! # The header word is the publication
+//! The consumer does not read `tail` at all: it polls the header word at its own `head`. A zero
+//! word means "nothing yet"; a non-zero word is a frame the producer has finished. This keeps
+//! the hand-over of a small message to the cache lines of the message itself, instead of a
+//! `tail` line first and the message lines after it: half the cache-line transfers per message.
+//!
+//! It is sound because of one invariant: **the word at the consumer's `head` is zero or a header
+//! of the current lap.** The ring starts zeroed, and before the producer publishes a frame it
+//! zeroes the word just past it (the next frame's header, which in the previous lap may have
+//! been payload). That word must be free too, so the producer always keeps 8 bytes of room
+//! beyond a frame, and the largest message is `cap - 16` bytes.
 //!
 //! # Ordering
-//! The producer writes a frame (header and payload), then stores `tail` with Release; the
-//! consumer loads `tail` with Acquire, and only then reads the frames below it. The consumer,
-//! after it is done with a frame, stores `head` with Release; the producer loads `head` with
-//! Acquire before it reuses those bytes. Each side keeps the last value of the other's position
-//! it read (`cached_head`, `cached_tail`) and re-reads it only when that copy says the ring is
-//! full or empty: in steady streaming each side touches the other's cache line once per batch,
-//! not once per message.
+//! The producer writes the payload and zeroes the next word, then stores the header with
+//! Release; the consumer loads the header with Acquire and only then reads the payload. The
+//! consumer, once done with a frame, stores `head` with Release; the producer loads `head` with
+//! Acquire before it reuses those bytes, and only when its cached copy (`cached_head`) says the
+//! ring is full. The producer also stores `tail` after each frame, for observers and for a
+//! producer that takes over; the consumer never needs it.
 //!
 //! # Trust
-//! The peer's position and every frame header are read once, into a local, and validated before
-//! use; a value no honest peer can produce is [`Error::Corrupted`]. A side's own position is kept
-//! in a local and never re-read from the shared block, so a peer cannot move it. This module
-//! makes no system call: it works over any memory, the heap included, which is how the unit and
-//! loom tests run it.
+//! Every header and the peer's position are read once, into a local, and validated before use:
+//! a frame must lie inside the data, a wrap marker may not sit at offset 0, `head` may not be
+//! more than `cap` behind `tail`. A value no honest peer writes is [`Error::Corrupted`]. A side's
+//! own position is kept in a local and never re-read from the shared block. This module makes no
+//! system call: it works over any memory, the heap included, which is how the unit and loom
+//! tests run it.
 
 use std::ptr::NonNull;
 
 use crossbeam_utils::CachePadded;
 
 use crate::error::{Error, Result};
-use crate::ring::layout::{align8, load_word, store_word, FRAME_HEADER};
+use crate::ring::layout::{align8, FRAME_HEADER};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Tag of a header that starts a message.
@@ -50,24 +59,45 @@ pub const WRAP_TAG: u32 = 0x5348_4D57; // "SHMW"
 const SENDER_CLOSED: u32 = 1;
 const RECEIVER_CLOSED: u32 = 2;
 
-/// The smallest ring: room for a frame header and 56 payload bytes.
+/// The smallest ring: room for a frame header, 48 payload bytes and the clean word after them.
 pub const MIN_CAPACITY: u64 = 64;
 /// The largest ring: frame lengths are 32-bit.
 pub const MAX_CAPACITY: u64 = 1 << 32;
+/// The most data bytes a ring may have under loom (its header words are loom atomics there).
+#[cfg(shmring_loom)]
+pub const LOOM_MAX_CAPACITY: u64 = 512;
 
 /// The shared control block of an SPSC ring. `#[repr(C)]`, so it can be placed in a segment.
 #[repr(C)]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SpscControl {
     tail: CachePadded<AtomicU64>,
     head: CachePadded<AtomicU64>,
     closed: CachePadded<AtomicU32>,
+    /// Under loom the frame header words are loom atomics kept here, one per data word, so the
+    /// model checker sees the publication; in production they are the data words themselves.
+    #[cfg(shmring_loom)]
+    loom_words: Vec<AtomicU64>,
+}
+
+impl Default for SpscControl {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl SpscControl {
     /// A control block for an empty ring.
     pub fn new() -> Self {
-        Self::default()
+        SpscControl {
+            tail: CachePadded::new(AtomicU64::new(0)),
+            head: CachePadded::new(AtomicU64::new(0)),
+            closed: CachePadded::new(AtomicU32::new(0)),
+            #[cfg(shmring_loom)]
+            loom_words: (0..LOOM_MAX_CAPACITY / 8)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
     }
 
     /// Bytes written and not yet read, as far as the two positions say (for display).
@@ -95,12 +125,18 @@ pub fn validate_capacity(cap: u64) -> Result<()> {
             "ring capacity is not a power of two in 64 B..=4 GiB",
         ));
     }
+    #[cfg(shmring_loom)]
+    assert!(
+        cap <= LOOM_MAX_CAPACITY,
+        "loom models use rings of at most 512 bytes"
+    );
     Ok(())
 }
 
-/// The largest payload a ring of `cap` data bytes accepts.
+/// The largest payload a ring of `cap` data bytes accepts: the frame header and the clean word
+/// after the frame take 16 bytes.
 pub fn max_message(cap: u64) -> usize {
-    (cap - FRAME_HEADER) as usize
+    (cap - 2 * FRAME_HEADER) as usize
 }
 
 /// Where the ring lives: the control block and the data bytes.
@@ -114,7 +150,7 @@ struct Ring {
 impl Ring {
     /// # Safety
     /// `ctrl` and `data .. data + cap` stay valid for reads and writes for the life of every
-    /// handle made from this value; `cap` passed [`validate_capacity`]; `data` is 8-aligned.
+    /// handle made from this value; `data` is 8-aligned.
     unsafe fn new(ctrl: NonNull<SpscControl>, data: NonNull<u8>, cap: u64) -> Result<Self> {
         validate_capacity(cap)?;
         debug_assert_eq!(data.as_ptr() as usize % 8, 0);
@@ -131,25 +167,43 @@ impl Ring {
         self.cap - 1
     }
 
-    /// Checks a pair of positions read (partly) from shared memory.
-    fn check_positions(&self, head: u64, tail: u64) -> Result<()> {
-        if tail.wrapping_sub(head) > self.cap {
-            return Err(Error::Corrupted(
-                "ring positions are more than the capacity apart",
-            ));
-        }
-        if head % 8 != 0 || tail % 8 != 0 {
-            return Err(Error::Corrupted("ring position is not 8-byte aligned"));
-        }
-        Ok(())
-    }
-
     /// A pointer `off` bytes into the data; `off < cap` is the caller's to uphold.
     fn at(&self, off: u64) -> *mut u8 {
         debug_assert!(off < self.cap);
         // SAFETY: `off < cap` (callers mask positions or bound-check offsets), so the result
         // stays inside the data area that `Ring::new`'s contract keeps valid.
         unsafe { self.data.as_ptr().add(off as usize) }
+    }
+
+    /// The header word at offset `off` (8-aligned, `< cap`), loaded once.
+    #[inline]
+    fn load_header(&self, off: u64, order: Ordering) -> u64 {
+        debug_assert!(off % 8 == 0 && off < self.cap);
+        #[cfg(not(shmring_loom))]
+        {
+            // SAFETY: `off` is 8-aligned and below `cap`, so the word lies in the data area;
+            // every access to header words, in both processes, is atomic.
+            unsafe { AtomicU64::from_ptr(self.at(off).cast()) }.load(order)
+        }
+        #[cfg(shmring_loom)]
+        {
+            self.ctrl().loom_words[(off / 8) as usize].load(order)
+        }
+    }
+
+    /// Stores the header word at offset `off` (8-aligned, `< cap`).
+    #[inline]
+    fn store_header(&self, off: u64, value: u64, order: Ordering) {
+        debug_assert!(off % 8 == 0 && off < self.cap);
+        #[cfg(not(shmring_loom))]
+        {
+            // SAFETY: as in `load_header`.
+            unsafe { AtomicU64::from_ptr(self.at(off).cast()) }.store(value, order)
+        }
+        #[cfg(shmring_loom)]
+        {
+            self.ctrl().loom_words[(off / 8) as usize].store(value, order)
+        }
     }
 }
 
@@ -198,7 +252,7 @@ impl Producer {
         // one that died; what it published must be visible before we continue after it).
         let tail = ring.ctrl().tail.load(Ordering::Acquire);
         let head = ring.ctrl().head.load(Ordering::Acquire);
-        ring.check_positions(head, tail)?;
+        check_positions(head, tail, cap)?;
         Ok(Producer {
             ring,
             tail,
@@ -218,6 +272,7 @@ impl Producer {
 
     /// True if there are `need` free bytes after our tail, re-reading `head` only if the cached
     /// copy says there are not.
+    #[inline]
     fn has_room(&mut self, need: u64) -> Result<bool> {
         if self.ring.cap - self.tail.wrapping_sub(self.cached_head) >= need {
             return Ok(true);
@@ -225,7 +280,7 @@ impl Producer {
         // Acquire: pairs with the consumer's Release store of `head` in `Consumer::release`
         // (and of the wrap skip in `try_peek`), so it has finished with the bytes we reuse.
         let head = self.ring.ctrl().head.load(Ordering::Acquire);
-        self.ring.check_positions(head, self.tail)?;
+        check_positions(head, self.tail, self.ring.cap)?;
         self.cached_head = head;
         Ok(self.ring.cap - self.tail.wrapping_sub(head) >= need)
     }
@@ -234,10 +289,10 @@ impl Producer {
     ///
     /// `Err(Full)`: no room now. Because every message is contiguous, this can happen even on an
     /// empty ring when the message does not fit before the end of the data: the wrap marker is
-    /// published and the room at the start is usable once the consumer has passed it.
-    /// `Err(TooLarge)`: no room ever. `Err(Disconnected)`: the
-    /// receiver closed its end. On `Err(Full)` a wrap marker may have been published; the caller
-    /// wakes a sleeping consumer so that it can skip it (see the module docs).
+    /// published and the room at the start is usable once the consumer has passed it (the
+    /// caller wakes a sleeping consumer for that). `Err(TooLarge)`: no room ever.
+    /// `Err(Disconnected)`: the receiver closed its end.
+    #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant> {
         let max = self.max_message();
         if len > max {
@@ -246,21 +301,17 @@ impl Producer {
         if self.ring.ctrl().receiver_closed() {
             return Err(Error::Disconnected);
         }
-        let need = FRAME_HEADER + align8(len as u64);
+        // The frame, plus the clean word after it (see the module docs).
+        let need = 2 * FRAME_HEADER + align8(len as u64);
         let off = self.tail & self.ring.mask();
         let to_end = self.ring.cap - off;
-        let off = if need > to_end {
+        let off = if need - FRAME_HEADER > to_end {
             // The frame would straddle the end: pad the rest with a wrap marker, published at
             // once so that the consumer can skip it and free the start of the ring for us.
-            if !self.has_room(to_end)? {
+            if !self.has_room(to_end + FRAME_HEADER)? {
                 return Err(Error::Full);
             }
-            // SAFETY: `off` is 8-aligned and `off + 8 <= cap`; the bytes from `off` to the end
-            // are free (has_room), so the consumer does not read them until `tail` says so.
-            unsafe { store_word(self.ring.at(off).cast(), (u64::from(WRAP_TAG)) << 32) };
-            self.tail = self.tail.wrapping_add(to_end);
-            // Release: pairs with the Acquire load of `tail` in `Consumer::try_peek`.
-            self.ring.ctrl().tail.store(self.tail, Ordering::Release);
+            self.publish(off, u64::from(WRAP_TAG) << 32, to_end);
             0
         } else {
             off
@@ -274,11 +325,27 @@ impl Producer {
         })
     }
 
+    /// Zeroes the word after the `size`-byte frame at `off`, then publishes the frame's header.
+    #[inline]
+    fn publish(&mut self, off: u64, header: u64, size: u64) {
+        let next = (off + size) & self.ring.mask();
+        // Keeps the invariant that the word at the consumer's next `head` is zero or a header of
+        // this lap. Ordered before the header by the Release below.
+        self.ring.store_header(next, 0, Ordering::Relaxed);
+        // Release: pairs with the Acquire load of the header in `Consumer::try_peek`: the
+        // payload and the cleaned word are visible before the frame is.
+        self.ring.store_header(off, header, Ordering::Release);
+        self.tail = self.tail.wrapping_add(size);
+        // Release: pairs with the Acquire load of `tail` in `Producer::attach` (a successor) and
+        // `SpscControl::used` (observers). The consumer does not need it.
+        self.ring.ctrl().tail.store(self.tail, Ordering::Release);
+    }
+
     /// A pointer to the payload bytes of `grant`, for the caller to fill.
     pub fn payload(&self, grant: &Grant) -> *mut u8 {
         if grant.capacity == 0 {
-            // An empty frame at the very end has its payload offset at `cap`; any valid,
-            // aligned pointer will do for zero bytes.
+            // An empty frame's payload offset may be `cap`; any valid, aligned pointer will do
+            // for zero bytes.
             return self.ring.data.as_ptr();
         }
         self.ring.at(grant.offset)
@@ -288,6 +355,7 @@ impl Producer {
     ///
     /// # Panics
     /// If `len > grant.capacity`: that is a bug in the caller, not in the peer.
+    #[inline]
     pub fn commit(&mut self, grant: Grant, len: usize) {
         assert!(
             len <= grant.capacity,
@@ -296,25 +364,15 @@ impl Producer {
         );
         let off = grant.offset - FRAME_HEADER;
         debug_assert_eq!(off, self.tail & self.ring.mask());
-        // SAFETY: `off` is the 8-aligned frame start that `try_reserve` checked to be free and
-        // inside the data area; the consumer does not read it before the store of `tail` below.
-        unsafe {
-            store_word(
-                self.ring.at(off).cast(),
-                (u64::from(FRAME_TAG) << 32) | len as u64,
-            )
-        };
-        self.tail = self.tail.wrapping_add(FRAME_HEADER + align8(len as u64));
-        // Release: pairs with the Acquire load of `tail` in `Consumer::try_peek`: the frame's
-        // header and payload are visible before its publication is.
-        self.ring.ctrl().tail.store(self.tail, Ordering::Release);
+        let size = FRAME_HEADER + align8(len as u64);
+        self.publish(off, (u64::from(FRAME_TAG) << 32) | len as u64, size);
     }
 
     /// Closes the producing end: the consumer drains what was committed, then sees
     /// `Disconnected`.
     pub fn close(&self) {
         // Release: pairs with the Acquire load in `SpscControl::sender_closed`, after which
-        // the consumer re-reads `tail` and so sees every commit made before the close.
+        // the consumer looks at its header word once more and so sees every commit made before.
         self.ring
             .ctrl()
             .closed
@@ -327,12 +385,24 @@ impl Producer {
     }
 }
 
+/// Checks a pair of positions read (partly) from shared memory.
+fn check_positions(head: u64, tail: u64, cap: u64) -> Result<()> {
+    if tail.wrapping_sub(head) > cap {
+        return Err(Error::Corrupted(
+            "ring positions are more than the capacity apart",
+        ));
+    }
+    if head % 8 != 0 || tail % 8 != 0 {
+        return Err(Error::Corrupted("ring position is not 8-byte aligned"));
+    }
+    Ok(())
+}
+
 /// The consuming end of an SPSC ring.
 #[derive(Debug)]
 pub struct Consumer {
     ring: Ring,
     head: u64,
-    cached_tail: u64,
 }
 
 // SAFETY: as for `Producer`: the consumer owns its end, and all shared accesses are atomic or
@@ -350,12 +420,8 @@ impl Consumer {
         // Acquire: pairs with the Release stores of both positions.
         let head = ring.ctrl().head.load(Ordering::Acquire);
         let tail = ring.ctrl().tail.load(Ordering::Acquire);
-        ring.check_positions(head, tail)?;
-        Ok(Consumer {
-            ring,
-            head,
-            cached_tail: head,
-        })
+        check_positions(head, tail, cap)?;
+        Ok(Consumer { ring, head })
     }
 
     /// The largest message this ring can carry.
@@ -363,48 +429,38 @@ impl Consumer {
         max_message(self.ring.cap)
     }
 
-    /// Re-reads `tail`; true if there is something past `head`.
-    fn refresh(&mut self) -> Result<bool> {
-        // Acquire: pairs with the Release store of `tail` in `Producer::commit` (and of a
-        // wrap marker in `try_reserve`).
-        let tail = self.ring.ctrl().tail.load(Ordering::Acquire);
-        self.ring.check_positions(self.head, tail)?;
-        self.cached_tail = tail;
-        Ok(tail != self.head)
-    }
-
     /// Finds the next message without consuming it.
     ///
     /// `Err(Empty)`: nothing now. `Err(Disconnected)`: the producer closed its end and every
-    /// message is read. `Err(Corrupted)`: a header or position no honest producer writes.
+    /// message is read. `Err(Corrupted)`: a header no honest producer writes.
     /// A wrap marker that is skipped is released at once (the producer may be waiting for that
     /// room); the caller wakes a sleeping producer on `Err(Empty)`.
+    #[inline]
     pub fn try_peek(&mut self) -> Result<Frame> {
         // At most one wrap marker precedes a frame: a marker at offset 0 is never written.
         for _ in 0..2 {
-            if self.head == self.cached_tail && !self.refresh()? {
+            let off = self.head & self.ring.mask();
+            // Acquire: pairs with the Release store of the header in `Producer::publish`.
+            let mut word = self.ring.load_header(off, Ordering::Acquire);
+            if word == 0 {
                 if !self.ring.ctrl().sender_closed() {
                     return Err(Error::Empty);
                 }
-                // The close is ordered after the last commit: one more look at `tail`.
-                if !self.refresh()? {
+                // The close is ordered after the last publication: one more look.
+                word = self.ring.load_header(off, Ordering::Acquire);
+                if word == 0 {
                     return Err(Error::Disconnected);
                 }
             }
-            let off = self.head & self.ring.mask();
-            let avail = self.cached_tail.wrapping_sub(self.head);
-            // SAFETY: `off` is 8-aligned (positions are checked) and below `cap`; the word is
-            // below `tail`, so the producer wrote it before its Release store that we acquired.
-            let word = unsafe { load_word(self.ring.at(off).cast()) };
             let (tag, len) = ((word >> 32) as u32, word & 0xFFFF_FFFF);
             match tag {
                 FRAME_TAG => {
+                    if len > max_message(self.ring.cap) as u64 {
+                        return Err(Error::Corrupted("frame longer than the ring allows"));
+                    }
                     let size = FRAME_HEADER + align8(len);
                     if off + size > self.ring.cap {
                         return Err(Error::Corrupted("frame runs past the end of the ring"));
-                    }
-                    if size > avail {
-                        return Err(Error::Corrupted("frame runs past the written data"));
                     }
                     return Ok(Frame {
                         offset: off + FRAME_HEADER,
@@ -412,19 +468,16 @@ impl Consumer {
                         size,
                     });
                 }
-                WRAP_TAG => {
-                    let skip = self.ring.cap - off;
-                    if off == 0 || skip > avail {
-                        return Err(Error::Corrupted("misplaced wrap marker"));
-                    }
-                    self.head = self.head.wrapping_add(skip);
+                WRAP_TAG if off != 0 => {
+                    self.head = self.head.wrapping_add(self.ring.cap - off);
                     // Release: pairs with the Acquire load of `head` in `Producer::has_room`.
                     self.ring.ctrl().head.store(self.head, Ordering::Release);
                 }
+                WRAP_TAG => return Err(Error::Corrupted("wrap marker at the start of the ring")),
                 _ => return Err(Error::Corrupted("bad frame tag")),
             }
         }
-        Err(Error::Corrupted("misplaced wrap marker"))
+        Err(Error::Corrupted("two wrap markers in a row"))
     }
 
     /// A pointer to the payload of `frame`.
@@ -438,6 +491,7 @@ impl Consumer {
     }
 
     /// Consumes `frame` (the one [`try_peek`](Self::try_peek) returned) and frees its bytes.
+    #[inline]
     pub fn release(&mut self, frame: Frame) {
         self.head = self.head.wrapping_add(frame.size);
         // Release: pairs with the Acquire load of `head` in `Producer::has_room`: we are done
@@ -530,21 +584,21 @@ mod tests {
     fn largest_message_fits_and_one_more_byte_is_too_large() {
         let mut r = HeapRing::new(256);
         let (mut p, mut c) = r.ends();
-        assert_eq!(p.max_message(), 248);
+        assert_eq!(p.max_message(), 240);
         // Offset the ring so the largest message needs the wrap marker first.
         send(&mut p, &[1; 13]).unwrap();
         recv(&mut c).unwrap();
-        let big = vec![7u8; 248];
+        let big = vec![7u8; 240];
         // Room only once the consumer skips the wrap marker: Full first, then it fits.
         assert!(matches!(send(&mut p, &big), Err(Error::Full)));
         assert!(matches!(recv(&mut c), Err(Error::Empty)));
         send(&mut p, &big).unwrap();
         assert_eq!(recv(&mut c).unwrap(), big);
         assert!(matches!(
-            p.try_reserve(249),
+            p.try_reserve(241),
             Err(Error::TooLarge {
-                size: 249,
-                max: 248
+                size: 241,
+                max: 240
             })
         ));
         send(&mut p, &[]).unwrap();
@@ -555,12 +609,12 @@ mod tests {
     fn full_then_room_after_release() {
         let mut r = HeapRing::new(64);
         let (mut p, mut c) = r.ends();
-        send(&mut p, &[1; 24]).unwrap(); // 32-byte frame
-        send(&mut p, &[2; 24]).unwrap(); // ring full
+        send(&mut p, &[1; 16]).unwrap(); // 24-byte frame
+        send(&mut p, &[2; 16]).unwrap(); // 16 bytes left: no room for another with its clean word
         assert!(matches!(send(&mut p, &[3]), Err(Error::Full)));
-        assert_eq!(recv(&mut c).unwrap(), vec![1; 24]);
+        assert_eq!(recv(&mut c).unwrap(), vec![1; 16]);
         send(&mut p, &[3; 8]).unwrap();
-        assert_eq!(recv(&mut c).unwrap(), vec![2; 24]);
+        assert_eq!(recv(&mut c).unwrap(), vec![2; 16]);
         assert_eq!(recv(&mut c).unwrap(), vec![3; 8]);
     }
 
@@ -595,8 +649,8 @@ mod tests {
         z ^ (z >> 31)
     }
 
-    /// A hostile producer scribbles over the positions and frame headers; the consumer only
-    /// ever returns in-bounds data or `Corrupted` (or Empty/Disconnected), never panics.
+    /// A hostile peer scribbles over the positions and frame headers; each side only ever gets
+    /// in-bounds data or `Corrupted` (or Empty/Full/Disconnected), never panics.
     #[test]
     fn scribbled_positions_and_headers_yield_corrupted_never_ub() {
         let cap = 256u64;
@@ -624,7 +678,12 @@ mod tests {
                     1 => splitmix(&mut rng) % 512,
                     _ => (splitmix(&mut rng) % 64) * 8,
                 };
-                r.ctrl.tail.store(t, Ordering::Relaxed);
+                r.ctrl.head.store(t, Ordering::Relaxed);
+                // The producer validates the consumer's position before it trusts it.
+                match p.try_reserve(8) {
+                    Ok(_) | Err(Error::Full) | Err(Error::Corrupted(_)) => {}
+                    Err(e) => panic!("unexpected error {e}"),
+                }
             }
             for _ in 0..8 {
                 match c.try_peek() {

@@ -254,7 +254,8 @@ impl Sender {
         self.placed.link.seg.name()
     }
 
-    /// The largest message this channel accepts (the capacity minus an 8-byte frame header).
+    /// The largest message this channel accepts: the capacity minus 16 bytes (a frame header,
+    /// and the word after the frame that the ring keeps clean).
     pub fn max_message_size(&self) -> usize {
         self.producer.max_message()
     }

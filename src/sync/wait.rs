@@ -165,13 +165,15 @@ pub(crate) fn block_on<T>(
     mut attempt: impl FnMut() -> Result<T>,
     mut peer_gone: impl FnMut() -> Result<()>,
 ) -> Result<T> {
+    // The common case first, before any setup: the ring is ready.
+    if let Some(v) = not_ready(attempt())? {
+        return Ok(v);
+    }
     let backoff = Backoff::new();
     let mut spins: u32 = 0;
-    let mut next_check = Instant::now() + policy.slice;
+    // Set at the first look at the clock: reading it costs ~20 ns, too much for the fast path.
+    let mut next_check: Option<Instant> = None;
     loop {
-        if let Some(v) = not_ready(attempt())? {
-            return Ok(v);
-        }
         let sleepy = wait == Wait::Futex && (cfg!(shmring_loom) || backoff.is_completed());
         if !sleepy {
             spins = spins.wrapping_add(1);
@@ -182,8 +184,10 @@ pub(crate) fn block_on<T>(
             } else {
                 hint::spin_loop();
             }
-            // Reading the clock costs ~20 ns; do it once in a while only.
             if spins % 128 != 0 {
+                if let Some(v) = not_ready(attempt())? {
+                    return Ok(v);
+                }
                 continue;
             }
         }
@@ -193,8 +197,9 @@ pub(crate) fn block_on<T>(
                 return Err(Error::Timeout);
             }
         }
-        if now >= next_check {
-            next_check = now + policy.slice;
+        let check_at = *next_check.get_or_insert(now + policy.slice);
+        if now >= check_at {
+            next_check = Some(now + policy.slice);
             if let Err(gone) = peer_gone() {
                 // One last look: messages committed before the peer died come first.
                 return not_ready(attempt())?.ok_or(gone);
@@ -208,6 +213,8 @@ pub(crate) fn block_on<T>(
             if let Some(v) = event.sleep(slice, &mut attempt)? {
                 return Ok(v);
             }
+        } else if let Some(v) = not_ready(attempt())? {
+            return Ok(v);
         }
     }
 }
