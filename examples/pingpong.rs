@@ -17,7 +17,10 @@ fn main() -> shmring::Result<()> {
         Some("spin") => Wait::Spin,
         _ => Wait::Futex,
     };
-    let rounds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let rounds: u64 = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let (ping, pong) = (
         format!("pingpong-ping-{}", std::process::id()),
         format!("pingpong-pong-{}", std::process::id()),

@@ -13,7 +13,10 @@ use shmring::{spsc, Config};
 fn main() -> shmring::Result<()> {
     let mut args = std::env::args().skip(1);
     let name = args.next().unwrap_or_else(|| "orders".into());
-    let count: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let count: u64 = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
 
     let cfg = Config::default().capacity(1 << 20).persist(true);
     let mut tx = spsc::Sender::create_or_open(&name, cfg)?;

@@ -5,3 +5,7 @@
 
 pub mod layout;
 pub mod spsc;
+
+#[cfg(not(shmring_loom))]
+#[doc(hidden)]
+pub mod fuzzing;

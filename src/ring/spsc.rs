@@ -100,6 +100,16 @@ impl SpscControl {
         }
     }
 
+    /// A control block whose positions are already `head` and `tail` (for fuzzing and for
+    /// tests that start a ring in the middle of its life).
+    #[doc(hidden)]
+    pub fn with_positions(head: u64, tail: u64) -> Self {
+        let ctrl = Self::new();
+        ctrl.head.store(head, Ordering::Relaxed);
+        ctrl.tail.store(tail, Ordering::Relaxed);
+        ctrl
+    }
+
     /// Bytes written and not yet read, as far as the two positions say (for display).
     pub fn used(&self) -> u64 {
         let tail = self.tail.load(Ordering::Acquire);
