@@ -88,10 +88,12 @@ fn order_and_no_loss(t: T, n: u64) {
     recv_all(&mut *rx, n);
     sender.join().unwrap();
     eprintln!("{t:?} ({url}): {n} messages in {:?}", start.elapsed());
+    drop(rx);
+    hygiene(t, &url);
 }
 
 fn empty_message(t: T) {
-    let (mut tx, mut rx, _) = pair(t, PREFIX);
+    let (mut tx, mut rx, url) = pair(t, PREFIX);
     tx.send(b"").unwrap();
     tx.send(b"x").unwrap();
     tx.send(b"").unwrap();
@@ -103,10 +105,12 @@ fn empty_message(t: T) {
     assert_eq!(rx.recv_into(&mut buf).unwrap(), 0);
     drop(tx);
     expect_disconnected(&mut *rx);
+    drop(rx);
+    hygiene(t, &url);
 }
 
 fn max_size_message(t: T) {
-    let (mut tx, mut rx, _) = pair(t, PREFIX);
+    let (mut tx, mut rx, url) = pair(t, PREFIX);
     let max = tx.max_message_size();
     assert_eq!(max, rx.max_message_size(), "both halves agree on the maximum");
     assert!(max > 0);
@@ -123,10 +127,12 @@ fn max_size_message(t: T) {
     assert_eq!(buf, b"after");
     sender.join().unwrap();
     expect_disconnected(&mut *rx);
+    drop(rx);
+    hygiene(t, &url);
 }
 
 fn over_size(t: T) {
-    let (mut tx, mut rx, _) = pair(t, PREFIX);
+    let (mut tx, mut rx, url) = pair(t, PREFIX);
     let max = tx.max_message_size();
     let big = vec![0u8; max + 1];
     for r in [
@@ -148,10 +154,13 @@ fn over_size(t: T) {
     rx.recv_into(&mut buf).unwrap();
     assert_eq!(buf, b"fine");
     assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Empty)));
+    drop(tx);
+    drop(rx);
+    hygiene(t, &url);
 }
 
 fn try_recv_empty(t: T) {
-    let (mut tx, mut rx, _) = pair(t, PREFIX);
+    let (mut tx, mut rx, url) = pair(t, PREFIX);
     let mut buf = Vec::new();
     assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Empty)));
     tx.send(b"one").unwrap();
@@ -159,10 +168,13 @@ fn try_recv_empty(t: T) {
     rx.recv_into_timeout(&mut buf, Duration::from_secs(5)).unwrap();
     assert_eq!(buf, b"one");
     assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Empty)));
+    drop(tx);
+    drop(rx);
+    hygiene(t, &url);
 }
 
 fn recv_timeout(t: T) {
-    let (_tx, mut rx, _) = pair(t, PREFIX);
+    let (tx, mut rx, url) = pair(t, PREFIX);
     let mut buf = Vec::new();
     for timeout in [Duration::from_millis(1), Duration::from_millis(100)] {
         let start = Instant::now();
@@ -175,10 +187,13 @@ fn recv_timeout(t: T) {
             "returned {took:?} after a {timeout:?} timeout"
         );
     }
+    drop(tx);
+    drop(rx);
+    hygiene(t, &url);
 }
 
 fn sender_drop(t: T) {
-    let (mut tx, mut rx, _) = pair(t, PREFIX);
+    let (mut tx, mut rx, url) = pair(t, PREFIX);
     for m in [&b"a"[..], b"", b"ccc"] {
         tx.send(m).unwrap();
     }
@@ -189,10 +204,12 @@ fn sender_drop(t: T) {
         assert_eq!(buf, m);
     }
     expect_disconnected(&mut *rx);
+    drop(rx);
+    hygiene(t, &url);
 }
 
 fn receiver_drop(t: T) {
-    let (mut tx, rx, _) = pair(t, PREFIX);
+    let (mut tx, rx, url) = pair(t, PREFIX);
     tx.send(b"unread").unwrap();
     drop(rx);
     // Streams and rings know at once; TCP needs the peer's reset, POSIX queues a name check
@@ -213,6 +230,16 @@ fn receiver_drop(t: T) {
     }
     // And it stays disconnected.
     assert!(matches!(tx.try_send(b"x"), Err(Error::Disconnected)));
+    drop(tx);
+    hygiene(t, &url);
+}
+
+/// Drops nothing itself: called once every half of the test is gone (moved into a joined
+/// thread or dropped), it checks that the endpoint left nothing behind.
+fn hygiene(t: T, url: &str) {
+    if t != T::Pipe {
+        common::assert_gone(url);
+    }
 }
 
 /// The child side of [`two_processes`]: runs only when re-executed with the env vars set.
@@ -232,7 +259,7 @@ fn two_processes(t: T) {
     cmd.args(["--exact", "child_helper", "--nocapture", "--test-threads=1"])
         .env(ENV_COUNT, CHILD_MESSAGES.to_string())
         .stdout(std::process::Stdio::null());
-    let (mut rx, child) = if t == T::Pipe {
+    let (mut rx, child, url) = if t == T::Pipe {
         use std::os::unix::process::CommandExt;
         let (tx, rx) = shmring::transport::pipe::channel().unwrap();
         let fd = tx.raw_fd();
@@ -250,18 +277,21 @@ fn two_processes(t: T) {
         let child = cmd.spawn().unwrap();
         // Our copy of the write end must go, or the receiver would never see the end.
         drop(tx);
-        (Box::new(rx) as Box<dyn Receiver>, child)
+        (Box::new(rx) as Box<dyn Receiver>, child, String::new())
     } else {
         let url = url(t, PREFIX);
         let rx = shmring::listen(&url).unwrap();
         let url = rx.local_url().unwrap_or(url);
         cmd.env(ENV_URL, &url);
-        (rx, cmd.spawn().unwrap())
+        let child = cmd.spawn().unwrap();
+        (rx, child, url)
     };
     let mut child = scopeguard(child);
     recv_all(&mut *rx, CHILD_MESSAGES);
     let status = child.0.take().unwrap().wait().unwrap();
     assert!(status.success(), "child process failed: {status}");
+    drop(rx);
+    hygiene(t, &url);
 }
 
 /// Kills the child if the test panics before waiting for it.

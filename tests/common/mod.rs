@@ -88,3 +88,63 @@ pub fn pair(t: T, prefix: &str) -> (Box<dyn Sender>, Box<dyn Receiver>, String) 
     let tx = shmring::connect(&url).unwrap_or_else(|e| panic!("connect {url}: {e}"));
     (tx, rx, url)
 }
+
+/// Whether a socket bound to `name` (a path, or `@abstract`) is listed in /proc/net/unix.
+pub fn unix_socket_listed(name: &str) -> bool {
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .any(|l| l.split_whitespace().nth(7) == Some(name))
+}
+
+/// Panics if what `url` named still exists: the segment, FIFO, socket file or abstract name,
+/// POSIX queue or System V queue. Call it once both halves have dropped.
+pub fn assert_gone(url: &str) {
+    use shmring::channel::Endpoint;
+    use shmring::transport::unix::UnixAddress;
+    match Endpoint::parse(url).unwrap() {
+        Endpoint::Shm { name, .. } => {
+            let p = std::path::Path::new("/dev/shm").join(&name);
+            assert!(p.symlink_metadata().is_err(), "{url}: {} left behind", p.display());
+        }
+        Endpoint::Fifo { path, .. } => {
+            assert!(path.symlink_metadata().is_err(), "{url}: FIFO left behind");
+        }
+        Endpoint::Unix { addr, .. } => match addr {
+            UnixAddress::Path(p) => {
+                assert!(p.symlink_metadata().is_err(), "{url}: socket file left behind");
+                assert!(!unix_socket_listed(&p.display().to_string()), "{url}: still bound");
+            }
+            UnixAddress::Abstract(n) => {
+                assert!(!unix_socket_listed(&format!("@{n}")), "{url}: still bound");
+            }
+        },
+        Endpoint::PosixMq { name, .. } => {
+            use nix::mqueue::{mq_close, mq_open, MQ_OFlag};
+            match mq_open(
+                format!("/{name}").as_str(),
+                MQ_OFlag::O_RDONLY,
+                nix::sys::stat::Mode::empty(),
+                None,
+            ) {
+                Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => panic!("{url}: mq_open: {e}"),
+                Ok(q) => {
+                    let _ = mq_close(q);
+                    panic!("{url}: POSIX queue left behind");
+                }
+            }
+        }
+        Endpoint::SysvMq { key } => {
+            // SAFETY: msgget takes plain integers and touches no memory of ours.
+            let id = unsafe { libc::msgget(key, 0) };
+            let errno = std::io::Error::last_os_error().raw_os_error();
+            assert!(
+                id == -1 && errno == Some(libc::ENOENT),
+                "{url}: System V queue left behind"
+            );
+        }
+        _ => {}
+    }
+}
