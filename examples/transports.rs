@@ -43,8 +43,14 @@ fn main() -> shmring::Result<()> {
     let tmp = std::env::temp_dir();
     let urls = [
         format!("shm://transports-{pid}?ring=spsc&capacity=64KiB"),
-        format!("fifo://{}", tmp.join(format!("transports-{pid}.fifo")).display()),
-        format!("unix://{}", tmp.join(format!("transports-{pid}.sock")).display()),
+        format!(
+            "fifo://{}",
+            tmp.join(format!("transports-{pid}.fifo")).display()
+        ),
+        format!(
+            "unix://{}",
+            tmp.join(format!("transports-{pid}.sock")).display()
+        ),
         format!("unix://@transports-{pid}"),
         format!("unix-seqpacket://@transports-{pid}"),
         format!("unix-dgram://@transports-dgram-{pid}"),

@@ -270,9 +270,12 @@ impl Endpoint {
     /// Parses an endpoint URL. Errors are [`Error::InvalidUrl`], naming the URL and what is
     /// wrong with it.
     pub fn parse(url: &str) -> Result<Endpoint> {
-        let (scheme, rest) = url
-            .split_once(':')
-            .ok_or_else(|| bad(url, "no scheme (expected e.g. shm://name or tcp://host:port)"))?;
+        let (scheme, rest) = url.split_once(':').ok_or_else(|| {
+            bad(
+                url,
+                "no scheme (expected e.g. shm://name or tcp://host:port)",
+            )
+        })?;
         let (body, query) = match rest.split_once('?') {
             Some((b, q)) => (b, Some(q)),
             None => (rest, None),
@@ -323,9 +326,15 @@ impl Endpoint {
                 let fd = if digits.is_empty() {
                     None
                 } else {
-                    Some(digits.parse::<RawFd>().ok().filter(|fd| *fd >= 0).ok_or_else(
-                        || bad(url, format!("{digits:?} is not a descriptor number")),
-                    )?)
+                    Some(
+                        digits
+                            .parse::<RawFd>()
+                            .ok()
+                            .filter(|fd| *fd >= 0)
+                            .ok_or_else(|| {
+                                bad(url, format!("{digits:?} is not a descriptor number"))
+                            })?,
+                    )
                 };
                 Endpoint::Pipe {
                     fd,
@@ -383,10 +392,13 @@ impl Endpoint {
                     Some(hex) => u32::from_str_radix(hex, 16).ok(),
                     None => k.parse::<u32>().ok(),
                 };
-                let key = parsed
-                    .ok_or_else(|| bad(url, format!("key {k:?} is not a 32-bit number")))?;
+                let key =
+                    parsed.ok_or_else(|| bad(url, format!("key {k:?} is not a 32-bit number")))?;
                 if key == 0 {
-                    return Err(bad(url, "key 0 is IPC_PRIVATE, which no other process can open"));
+                    return Err(bad(
+                        url,
+                        "key 0 is IPC_PRIVATE, which no other process can open",
+                    ));
                 }
                 Endpoint::SysvMq { key: key as i32 }
             }
@@ -400,7 +412,10 @@ impl Endpoint {
                     return Err(bad(url, "the host is missing"));
                 }
                 if port.parse::<u16>().is_err() {
-                    return Err(bad(url, format!("port {port:?} is not a number up to 65535")));
+                    return Err(bad(
+                        url,
+                        format!("port {port:?} is not a number up to 65535"),
+                    ));
                 }
                 Endpoint::Tcp {
                     addr: addr.to_owned(),
@@ -551,19 +566,31 @@ mod tests {
         ));
         assert!(matches!(
             Endpoint::parse("shm://orders?ring=mpmc&slot=256").unwrap(),
-            Endpoint::Shm { ring: Ring::Mpmc, .. }
+            Endpoint::Shm {
+                ring: Ring::Mpmc,
+                ..
+            }
         ));
         assert_eq!(
             Endpoint::parse("pipe:").unwrap(),
-            Endpoint::Pipe { fd: None, max: DEFAULT_STREAM_MAX }
+            Endpoint::Pipe {
+                fd: None,
+                max: DEFAULT_STREAM_MAX
+            }
         );
         assert_eq!(
             Endpoint::parse("pipe:7?max=1k").unwrap(),
-            Endpoint::Pipe { fd: Some(7), max: 1024 }
+            Endpoint::Pipe {
+                fd: Some(7),
+                max: 1024
+            }
         );
         assert_eq!(
             Endpoint::parse("fifo:///tmp/orders").unwrap(),
-            Endpoint::Fifo { path: "/tmp/orders".into(), max: DEFAULT_STREAM_MAX }
+            Endpoint::Fifo {
+                path: "/tmp/orders".into(),
+                max: DEFAULT_STREAM_MAX
+            }
         );
         assert_eq!(
             Endpoint::parse("unix:///run/orders.sock").unwrap(),
@@ -585,7 +612,10 @@ mod tests {
             Endpoint::parse("mq://orders?msgsize=4096").unwrap(),
             Endpoint::PosixMq {
                 name: "orders".into(),
-                options: MqOptions { msgsize: Some(4096), maxmsg: None }
+                options: MqOptions {
+                    msgsize: Some(4096),
+                    maxmsg: None
+                }
             }
         );
         assert_eq!(
@@ -598,7 +628,10 @@ mod tests {
         );
         assert_eq!(
             Endpoint::parse("tcp://127.0.0.1:7000").unwrap(),
-            Endpoint::Tcp { addr: "127.0.0.1:7000".into(), max: DEFAULT_STREAM_MAX }
+            Endpoint::Tcp {
+                addr: "127.0.0.1:7000".into(),
+                max: DEFAULT_STREAM_MAX
+            }
         );
     }
 

@@ -112,7 +112,11 @@ fn empty_message(t: T) {
 fn max_size_message(t: T) {
     let (mut tx, mut rx, url) = pair(t, PREFIX);
     let max = tx.max_message_size();
-    assert_eq!(max, rx.max_message_size(), "both halves agree on the maximum");
+    assert_eq!(
+        max,
+        rx.max_message_size(),
+        "both halves agree on the maximum"
+    );
     assert!(max > 0);
     let big: Vec<u8> = (0..max).map(|i| (i * 7 + i / 251) as u8).collect();
     let expect = big.clone();
@@ -165,7 +169,8 @@ fn try_recv_empty(t: T) {
     assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Empty)));
     tx.send(b"one").unwrap();
     // The message may take a moment to arrive (sockets, TCP): wait for it, then empty again.
-    rx.recv_into_timeout(&mut buf, Duration::from_secs(5)).unwrap();
+    rx.recv_into_timeout(&mut buf, Duration::from_secs(5))
+        .unwrap();
     assert_eq!(buf, b"one");
     assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Empty)));
     drop(tx);
@@ -180,8 +185,14 @@ fn recv_timeout(t: T) {
         let start = Instant::now();
         let r = rx.recv_into_timeout(&mut buf, timeout);
         let took = start.elapsed();
-        assert!(matches!(r, Err(Error::Timeout)), "expected Timeout, got {r:?}");
-        assert!(took >= timeout, "returned after {took:?}, before the {timeout:?} timeout");
+        assert!(
+            matches!(r, Err(Error::Timeout)),
+            "expected Timeout, got {r:?}"
+        );
+        assert!(
+            took >= timeout,
+            "returned after {took:?}, before the {timeout:?} timeout"
+        );
         assert!(
             took < timeout + Duration::from_millis(250),
             "returned {took:?} after a {timeout:?} timeout"
@@ -200,7 +211,8 @@ fn sender_drop(t: T) {
     drop(tx);
     let mut buf = Vec::new();
     for m in [&b"a"[..], b"", b"ccc"] {
-        rx.recv_into_timeout(&mut buf, Duration::from_secs(5)).unwrap();
+        rx.recv_into_timeout(&mut buf, Duration::from_secs(5))
+            .unwrap();
         assert_eq!(buf, m);
     }
     expect_disconnected(&mut *rx);

@@ -48,7 +48,10 @@ fn the_check_sees_live_endpoints() {
         }
         let (tx, rx, url) = pair(t, "shmring-hyg");
         let seen = catch_unwind(AssertUnwindSafe(|| assert_gone(&url))).is_err();
-        assert!(seen, "{t:?}: the hygiene check does not see the live endpoint {url}");
+        assert!(
+            seen,
+            "{t:?}: the hygiene check does not see the live endpoint {url}"
+        );
         drop(tx);
         drop(rx);
         assert_gone(&url);

@@ -119,9 +119,7 @@ impl FramedSender {
                 Ok(n) => Ok(Some(n)),
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => Ok(None),
-                Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => {
-                    Err(Error::Disconnected)
-                }
+                Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => Err(Error::Disconnected),
                 Err(e) => Err(Error::io(format!("write to {}", self.what), e)),
             };
         }
@@ -375,7 +373,10 @@ mod tests {
         let mut rx = FramedReceiver::new(b.into(), StreamKind::Socket, 1024, "pair").unwrap();
         a.write_all(&u32::MAX.to_le_bytes()).unwrap();
         let mut buf = Vec::new();
-        assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Corrupted(_))));
+        assert!(matches!(
+            rx.try_recv_into(&mut buf),
+            Err(Error::Corrupted(_))
+        ));
         assert!(rx.buf.len() <= READ_CHUNK);
     }
 

@@ -147,4 +147,3 @@ impl crate::channel::Receiver for PipeReceiver {
         crate::channel::Receiver::max_message_size(&self.inner)
     }
 }
-

@@ -230,9 +230,8 @@ impl SysvSender {
                 libc::IPC_NOWAIT
             };
             // SAFETY: `buf` is a c_long type followed by at least `msg.len()` bytes of text.
-            let r = unsafe {
-                libc::msgsnd(self.id, self.buf.words.as_ptr().cast(), msg.len(), flags)
-            };
+            let r =
+                unsafe { libc::msgsnd(self.id, self.buf.words.as_ptr().cast(), msg.len(), flags) };
             if r == 0 {
                 return Ok(());
             }

@@ -46,9 +46,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::PollFlags;
-use nix::sys::socket::{
-    self, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{self, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, UnixAddr};
 
 use super::framing::{FramedReceiver, FramedSender, StreamKind};
 use super::{out_of_time, wait_fd, Until};
@@ -242,9 +240,9 @@ impl PacketSender {
                     let cap = self.dgram.then_some(Duration::from_millis(10));
                     wait_fd(self.fd.as_fd(), PollFlags::POLLOUT, until, cap, &self.what)?;
                 }
-                Err(
-                    Errno::ECONNREFUSED | Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN,
-                ) => return Err(Error::Disconnected),
+                Err(Errno::ECONNREFUSED | Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => {
+                    return Err(Error::Disconnected)
+                }
                 Err(e) => return Err(Error::io(format!("send to {}", self.what), e)),
             }
         }

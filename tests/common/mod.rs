@@ -54,7 +54,10 @@ pub fn unique(prefix: &str) -> String {
 /// A System V key no other test uses.
 pub fn sysv_key() -> u32 {
     let n = SYSV_COUNTER.fetch_add(1, Ordering::Relaxed);
-    assert!(n < 16, "more System V queues than the key scheme allows per process");
+    assert!(
+        n < 16,
+        "more System V queues than the key scheme allows per process"
+    );
     SYSV_KEY_TAG | (std::process::id() & 0xf_ffff) << 4 | n
 }
 
@@ -106,15 +109,25 @@ pub fn assert_gone(url: &str) {
     match Endpoint::parse(url).unwrap() {
         Endpoint::Shm { name, .. } => {
             let p = std::path::Path::new("/dev/shm").join(&name);
-            assert!(p.symlink_metadata().is_err(), "{url}: {} left behind", p.display());
+            assert!(
+                p.symlink_metadata().is_err(),
+                "{url}: {} left behind",
+                p.display()
+            );
         }
         Endpoint::Fifo { path, .. } => {
             assert!(path.symlink_metadata().is_err(), "{url}: FIFO left behind");
         }
         Endpoint::Unix { addr, .. } => match addr {
             UnixAddress::Path(p) => {
-                assert!(p.symlink_metadata().is_err(), "{url}: socket file left behind");
-                assert!(!unix_socket_listed(&p.display().to_string()), "{url}: still bound");
+                assert!(
+                    p.symlink_metadata().is_err(),
+                    "{url}: socket file left behind"
+                );
+                assert!(
+                    !unix_socket_listed(&p.display().to_string()),
+                    "{url}: still bound"
+                );
             }
             UnixAddress::Abstract(n) => {
                 assert!(!unix_socket_listed(&format!("@{n}")), "{url}: still bound");
