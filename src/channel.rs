@@ -53,7 +53,7 @@
 //! rx.recv_into(&mut buf)?;
 //! assert_eq!(buf, b"by url");
 //!
-//! let err = shmring::listen("carrier-pigeon://home").unwrap_err();
+//! let err = shmring::listen("carrier-pigeon://home").err().unwrap();
 //! assert!(matches!(err, shmring::Error::InvalidUrl { .. }));
 //! assert!(Endpoint::parse("tcp://localhost").is_err());    // no port
 //! # Ok::<(), shmring::Error>(())
@@ -537,7 +537,7 @@ pub fn listen(url: &str) -> Result<Box<dyn Receiver>> {
 /// this is [`spsc::Sender::open_with`](crate::spsc::Sender::open_with).
 ///
 /// ```
-/// let err = shmring::connect("sysv://0").unwrap_err();
+/// let err = shmring::connect("sysv://0").err().unwrap();
 /// assert!(matches!(err, shmring::Error::InvalidUrl { .. }));
 /// ```
 pub fn connect(url: &str) -> Result<Box<dyn Sender>> {

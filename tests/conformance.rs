@@ -246,6 +246,47 @@ fn receiver_drop(t: T) {
     hygiene(t, &url);
 }
 
+fn full_then_timeout(t: T) {
+    let (mut tx, mut rx, url) = pair(t, PREFIX);
+    let size = tx.max_message_size().min(4096);
+    let fill = |i: u64| {
+        let mut m = i.to_le_bytes().to_vec();
+        m.resize(size.max(8), i as u8);
+        m
+    };
+    // try_send until the transport is full: it must say so at once, not block.
+    let mut sent = 0u64;
+    loop {
+        let start = Instant::now();
+        match tx.try_send(&fill(sent)) {
+            Ok(()) => sent += 1,
+            Err(Error::Full) => break,
+            Err(e) => panic!("try_send {sent}: {e}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "try_send blocked");
+        assert!(sent * (size as u64) < 256 << 20, "never Full after 256 MiB");
+    }
+    assert!(sent > 0, "a fresh channel takes at least one message");
+    // send_timeout on a full channel: Timeout, not before its time. (A stream may have moved
+    // bytes on to the receiving socket meanwhile and take the message: that is fine too.)
+    let start = Instant::now();
+    match tx.send_timeout(&fill(sent), Duration::from_millis(50)) {
+        Err(Error::Timeout) => assert!(start.elapsed() >= Duration::from_millis(50)),
+        Ok(()) => sent += 1,
+        Err(e) => panic!("send_timeout on full: {e}"),
+    }
+    drop(tx);
+    let mut buf = Vec::new();
+    for i in 0..sent {
+        rx.recv_into_timeout(&mut buf, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("recv {i} of {sent}: {e}"));
+        assert!(buf == fill(i), "message {i} of {sent}");
+    }
+    expect_disconnected(&mut *rx);
+    drop(rx);
+    hygiene(t, &url);
+}
+
 /// Drops nothing itself: called once every half of the test is gone (moved into a joined
 /// thread or dropped), it checks that the endpoint left nothing behind.
 fn hygiene(t: T, url: &str) {
@@ -343,6 +384,10 @@ macro_rules! conformance {
             #[test]
             fn try_recv_on_empty_is_empty() {
                 super::try_recv_empty($t)
+            }
+            #[test]
+            fn try_send_on_full_is_full_and_send_timeout_times_out() {
+                super::full_then_timeout($t)
             }
             #[test]
             fn recv_timeout_honours_its_timeout() {

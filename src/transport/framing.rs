@@ -37,7 +37,7 @@ use nix::errno::Errno;
 use nix::poll::PollFlags;
 use nix::sys::socket::MsgFlags;
 
-use super::{out_of_time, poll_now, set_nonblocking, wait_fd, Until};
+use super::{in_background, out_of_time, poll_now, set_nonblocking, wait_fd, Until, DROP_WAIT};
 use crate::error::{Error, Result};
 
 /// Bytes of the length prefix.
@@ -48,9 +48,6 @@ pub const MAX_FRAME: usize = u32::MAX as usize;
 
 /// How many bytes the receiver asks the kernel for at once (more if a frame needs it).
 const READ_CHUNK: usize = 64 << 10;
-
-/// How long a dropping sender keeps trying to write the rest of a partly written message.
-const DROP_FLUSH: Duration = Duration::from_secs(5);
 
 /// What kind of descriptor carries the stream: it decides how bytes are written and how the
 /// end of the stream is recognised.
@@ -93,10 +90,10 @@ impl FramedSender {
         })
     }
 
-    /// Finishes a partly written message (waiting up to 5 s) and gives back the descriptor (a
-    /// duplicate of it, to the same stream).
+    /// Finishes a partly written message (waiting up to a second, else `Err(Timeout)`) and
+    /// gives back the descriptor (a duplicate of it, to the same stream).
     pub fn into_fd(mut self) -> Result<OwnedFd> {
-        let _ = self.flush_pending(Until::after(DROP_FLUSH));
+        self.flush_pending(Until::after(DROP_WAIT))?;
         self.fd
             .try_clone()
             .map_err(|e| Error::io(format!("dup of {}", self.what), e))
@@ -212,8 +209,27 @@ impl crate::channel::Sender for FramedSender {
 
 impl Drop for FramedSender {
     fn drop(&mut self) {
-        // Best effort: a message the caller was told is sent should arrive whole.
-        let _ = self.flush_pending(Until::after(DROP_FLUSH));
+        if self.pending_off == self.pending.len() {
+            return;
+        }
+        // A message the caller was told is sent must arrive whole: wait a little, then let a
+        // thread finish it (it holds a duplicate of the descriptor, so the receiver sees the
+        // end of the stream only after the message).
+        if let Err(Error::Timeout) = self.flush_pending(Until::after(DROP_WAIT)) {
+            if let Ok(fd) = self.fd.try_clone() {
+                let mut rest = FramedSender {
+                    fd,
+                    kind: self.kind,
+                    max: self.max,
+                    pending: std::mem::take(&mut self.pending),
+                    pending_off: self.pending_off,
+                    what: self.what.clone(),
+                };
+                in_background(move || {
+                    let _ = rest.flush_pending(Until::Forever);
+                });
+            }
+        }
     }
 }
 

@@ -27,6 +27,15 @@
 //! sender emits when it drops, so that the receiver drains what was sent and then sees
 //! [`Error::Disconnected`], exactly as over a stream.
 //!
+//! A sender that drops while the receiver has no room waits up to a second for room, then
+//! leaves the marker (or the rest of a partly written message) to a background thread that
+//! delivers it once the receiver makes room, or gives up when the receiver goes away; if the
+//! process exits before that, the receiver sees no marker (a stream: a cut-off frame,
+//! [`Error::Corrupted`]). A sender process that dies without dropping its half cannot send that marker: a receiver
+//! of a datagram socket or a message queue then waits for ever in a blocking receive. Use the
+//! `_timeout` forms where the sender may be killed. (Stream transports see the kernel close the
+//! dead sender's descriptor, and report [`Error::Disconnected`].)
+//!
 //! # Signals
 //! The socket transports send with `MSG_NOSIGNAL`. Pipes and FIFOs cannot: a write to a pipe
 //! whose reader is gone raises `SIGPIPE`, which the Rust runtime ignores in every Rust `main`
@@ -63,6 +72,19 @@ use crate::error::{Error, Result};
 pub const DEFAULT_STREAM_MAX: usize = 1 << 20;
 /// The largest message of the packet transports (seqpacket, datagram) unless the URL says `max=`.
 pub const DEFAULT_PACKET_MAX: usize = 64 << 10;
+
+/// How long a dropping sender waits, in `drop`, to finish a partly written message or to
+/// deliver its close marker, before it hands the rest to a background thread.
+pub(crate) const DROP_WAIT: Duration = Duration::from_secs(1);
+
+/// Runs `f` on a detached thread: the end of a dropped sender's work, which waits (for room
+/// or for the receiver's departure) without blocking the caller's `drop`. The work is lost if
+/// the process exits first.
+pub(crate) fn in_background(f: impl FnOnce() + Send + 'static) {
+    let _ = std::thread::Builder::new()
+        .name("shmring-drop".into())
+        .spawn(f);
+}
 
 /// How long a blocking call may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,7 +41,7 @@ use nix::mqueue::{self, MQ_OFlag, MqAttr, MqdT};
 use nix::poll::PollFlags;
 use nix::sys::stat::Mode;
 
-use super::{out_of_time, read_proc_limit, wait_fd, Until};
+use super::{in_background, out_of_time, read_proc_limit, wait_fd, Until, DROP_WAIT};
 use crate::channel::{Receiver, Sender};
 use crate::error::{Error, Result};
 
@@ -53,7 +53,6 @@ pub const MSG_MAX_PATH: &str = "/proc/sys/fs/mqueue/msg_max";
 const PRIO_DATA: u32 = 1;
 const PRIO_CLOSE: u32 = 0;
 const CHECK_EVERY: Duration = Duration::from_millis(20);
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The queue's options, checked against the system limits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -204,6 +203,8 @@ pub struct MqSender {
     ino: (u64, u64),
     checked: Instant,
     gone: bool,
+    /// Whether dropping queues the close marker (until it is handed off).
+    close_on_drop: bool,
 }
 
 impl MqSender {
@@ -227,6 +228,7 @@ impl MqSender {
             ino,
             checked: Instant::now(),
             gone: false,
+            close_on_drop: true,
         })
     }
 
@@ -295,7 +297,22 @@ impl MqSender {
 
 impl Drop for MqSender {
     fn drop(&mut self) {
-        let _ = self.send_prio(&[], PRIO_CLOSE, Until::after(CLOSE_TIMEOUT));
+        if self.close_on_drop {
+            if let Err(Error::Timeout) = self.send_prio(&[], PRIO_CLOSE, Until::after(DROP_WAIT)) {
+                let mut rest = MqSender {
+                    mq: self.mq.take(),
+                    name: self.name.clone(),
+                    max: self.max,
+                    ino: self.ino,
+                    checked: self.checked,
+                    gone: self.gone,
+                    close_on_drop: false,
+                };
+                in_background(move || {
+                    let _ = rest.send_prio(&[], PRIO_CLOSE, Until::Forever);
+                });
+            }
+        }
         if let Some(mq) = self.mq.take() {
             let _ = mqueue::mq_close(mq);
         }

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use super::{out_of_time, read_proc_limit, Until};
+use super::{in_background, out_of_time, read_proc_limit, Until, DROP_WAIT};
 use crate::channel::{Receiver, Sender};
 use crate::error::{Error, Result};
 
@@ -48,7 +48,6 @@ pub const MSGMNB_PATH: &str = "/proc/sys/kernel/msgmnb";
 
 const TYPE_DATA: libc::c_long = 1;
 const TYPE_CLOSE: libc::c_long = 2;
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 const MTYPE: usize = size_of::<libc::c_long>();
 
 /// The largest message a System V queue carries on this system.
@@ -200,6 +199,8 @@ pub struct SysvSender {
     key: libc::key_t,
     buf: MsgBuf,
     max: usize,
+    /// Whether dropping queues the close marker (until it is handed off).
+    close_on_drop: bool,
 }
 
 impl SysvSender {
@@ -216,6 +217,7 @@ impl SysvSender {
             key,
             buf: MsgBuf::new(max),
             max,
+            close_on_drop: true,
         })
     }
 
@@ -262,7 +264,21 @@ impl SysvSender {
 
 impl Drop for SysvSender {
     fn drop(&mut self) {
-        let _ = self.send_typed(TYPE_CLOSE, &[], Until::after(CLOSE_TIMEOUT));
+        if !self.close_on_drop {
+            return;
+        }
+        if let Err(Error::Timeout) = self.send_typed(TYPE_CLOSE, &[], Until::after(DROP_WAIT)) {
+            let mut rest = SysvSender {
+                id: self.id,
+                key: self.key,
+                buf: MsgBuf::new(0),
+                max: self.max,
+                close_on_drop: false,
+            };
+            in_background(move || {
+                let _ = rest.send_typed(TYPE_CLOSE, &[], Until::Forever);
+            });
+        }
     }
 }
 

@@ -49,7 +49,7 @@ use nix::poll::PollFlags;
 use nix::sys::socket::{self, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, UnixAddr};
 
 use super::framing::{FramedReceiver, FramedSender, StreamKind};
-use super::{out_of_time, wait_fd, Until};
+use super::{in_background, out_of_time, wait_fd, Until, DROP_WAIT};
 use crate::channel::{Receiver, Sender};
 use crate::error::{Error, Result};
 
@@ -59,8 +59,8 @@ pub const PACKET_MAX_LIMIT: usize = 200 << 10;
 const TAG_DATA: u8 = 0;
 const TAG_CLOSE: u8 = 1;
 
-/// How long a dropping datagram sender tries to deliver its close marker.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a sender retries while the listener's backlog is full.
+const CONNECT_RETRY: Duration = Duration::from_secs(1);
 
 /// Which kind of Unix socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +216,8 @@ pub struct PacketSender {
     fd: OwnedFd,
     max: usize,
     dgram: bool,
+    /// Whether dropping sends the close marker (datagrams, until it is handed off).
+    close_on_drop: bool,
     what: String,
 }
 
@@ -261,8 +263,22 @@ impl PacketSender {
 
 impl Drop for PacketSender {
     fn drop(&mut self) {
-        if self.dgram {
-            let _ = self.send_tagged(TAG_CLOSE, &[], Until::after(CLOSE_TIMEOUT));
+        if !self.close_on_drop {
+            return;
+        }
+        if let Err(Error::Timeout) = self.send_tagged(TAG_CLOSE, &[], Until::after(DROP_WAIT)) {
+            if let Ok(fd) = self.fd.try_clone() {
+                let rest = PacketSender {
+                    fd,
+                    max: self.max,
+                    dgram: self.dgram,
+                    close_on_drop: false,
+                    what: self.what.clone(),
+                };
+                in_background(move || {
+                    let _ = rest.send_tagged(TAG_CLOSE, &[], Until::Forever);
+                });
+            }
         }
     }
 }
@@ -465,13 +481,18 @@ impl UnixSender {
         check_packet_max(kind, max)?;
         let what = format!("{}://{addr}", kind.scheme());
         let fd = new_socket(kind, &what)?;
-        match socket::connect(fd.as_raw_fd(), &addr.sockaddr()?) {
-            Ok(()) => {}
-            Err(Errno::EINPROGRESS | Errno::EAGAIN) => {
-                // A full backlog: wait until the connection is established.
-                wait_fd(fd.as_fd(), PollFlags::POLLOUT, Until::Forever, None, &what)?;
+        let sockaddr = addr.sockaddr()?;
+        let start = std::time::Instant::now();
+        loop {
+            match socket::connect(fd.as_raw_fd(), &sockaddr) {
+                Ok(()) => break,
+                Err(Errno::EINTR) => {}
+                // The listener's backlog is full (another sender is connecting): retry a while.
+                Err(Errno::EAGAIN) if start.elapsed() < CONNECT_RETRY => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(Error::io(format!("connect to {what}"), e)),
             }
-            Err(e) => return Err(Error::io(format!("connect to {what}"), e)),
         }
         Ok(match kind {
             UnixKind::Stream => {
@@ -481,6 +502,7 @@ impl UnixSender {
                 fd,
                 max,
                 dgram: kind == UnixKind::Datagram,
+                close_on_drop: kind == UnixKind::Datagram,
                 what,
             }),
         })
