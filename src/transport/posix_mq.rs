@@ -333,3 +333,39 @@ impl Sender for MqSender {
         self.max
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asking_above_the_system_limit_names_the_limit() {
+        let limit = read_proc_limit(MSGSIZE_MAX_PATH).unwrap();
+        let name = format!("shmring-unit-mq-{}", std::process::id());
+        let opts = MqOptions {
+            msgsize: Some(limit + 1),
+            maxmsg: None,
+        };
+        let err = MqReceiver::create(&name, opts).unwrap_err().to_string();
+        assert!(err.contains(MSGSIZE_MAX_PATH), "{err}");
+        let opts = MqOptions {
+            msgsize: Some(128),
+            maxmsg: Some(2),
+        };
+        let rx = MqReceiver::create(&name, opts).unwrap();
+        let mut tx = MqSender::open(&name).unwrap();
+        assert_eq!(tx.max_message_size(), 128);
+        assert!(matches!(
+            tx.send(&[0; 129]),
+            Err(Error::TooLarge {
+                size: 129,
+                max: 128
+            })
+        ));
+        tx.try_send(b"1").unwrap();
+        tx.try_send(b"2").unwrap();
+        assert!(matches!(tx.try_send(b"3"), Err(Error::Full)));
+        drop(rx);
+        assert!(matches!(tx.try_send(b"4"), Err(Error::Disconnected)));
+    }
+}

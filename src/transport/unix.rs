@@ -20,7 +20,8 @@
 //! the socket send buffer (`/proc/sys/net/core/wmem_max`), so `max=` is at most
 //! [`PACKET_MAX_LIMIT`].
 //!
-//! The listening side binds the address (and fails if a path already exists), accepts its one
+//! The listening side binds the address (and fails if a path already exists; a socket file
+//! gets mode 0600, so only the same user may connect), accepts its one
 //! sender lazily on the first receive, and removes a socket file it created when it drops.
 //!
 //! ```
@@ -427,6 +428,12 @@ impl UnixReceiver {
             UnixAddress::Path(p) => Some(p.clone()),
             UnixAddress::Abstract(_) => None,
         });
+        if let UnixAddress::Path(p) = &addr {
+            // Like the segments and FIFOs: only this user may connect.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io(format!("chmod 0600 {}", p.display()), e))?;
+        }
         if kind != UnixKind::Datagram {
             socket::listen(&fd, Backlog::new(1).unwrap_or(Backlog::MAXCONN))
                 .map_err(|e| Error::io(format!("listen on {what}"), e))?;
@@ -553,5 +560,59 @@ impl Receiver for UnixReceiver {
     }
     fn local_url(&self) -> Option<String> {
         Some(format!("{}://{}", self.kind.scheme(), self.addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw_sender(addr: &UnixAddress) -> OwnedFd {
+        let fd = new_socket(UnixKind::Datagram, "test").unwrap();
+        socket::connect(fd.as_raw_fd(), &addr.sockaddr().unwrap()).unwrap();
+        fd
+    }
+
+    #[test]
+    fn hostile_datagrams_are_corrupted_not_trusted() {
+        let addr = UnixAddress::Abstract(format!("shmring-unit-{}", std::process::id()));
+        let mut rx = UnixReceiver::bind(UnixKind::Datagram, addr.clone(), 16).unwrap();
+        let fd = raw_sender(&addr);
+        let send = |b: &[u8]| socket::send(fd.as_raw_fd(), b, MsgFlags::empty()).unwrap();
+        let mut buf = Vec::new();
+        send(&[TAG_DATA; 100]); // longer than max + tag
+        assert!(matches!(
+            rx.try_recv_into(&mut buf),
+            Err(Error::Corrupted(_))
+        ));
+        send(&[7, 1, 2]); // unknown tag
+        assert!(matches!(
+            rx.try_recv_into(&mut buf),
+            Err(Error::Corrupted(_))
+        ));
+        send(&[]); // no tag at all
+        assert!(matches!(
+            rx.try_recv_into(&mut buf),
+            Err(Error::Corrupted(_))
+        ));
+        send(&[TAG_DATA, b'o', b'k']); // and the channel goes on
+        assert_eq!(rx.try_recv_into(&mut buf).unwrap(), 2);
+        assert_eq!(buf, b"ok");
+    }
+
+    #[test]
+    fn socket_file_is_private_and_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("shmring-unit-{}.sock", std::process::id()));
+        let rx = UnixReceiver::bind(UnixKind::Stream, UnixAddress::Path(path.clone()), 16).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(UnixReceiver::bind(UnixKind::Stream, UnixAddress::Path(path.clone()), 16).is_err());
+        assert!(
+            path.exists(),
+            "a failed bind must not remove the live listener's socket"
+        );
+        drop(rx);
+        assert!(!path.exists());
     }
 }
