@@ -137,3 +137,32 @@ impl crate::channel::Receiver for FifoReceiver {
         Some(format!("fifo://{}", self.path.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{Receiver, Sender};
+    use std::time::Instant;
+
+    #[test]
+    fn before_any_writer_the_fifo_is_empty_not_closed() {
+        let path = std::env::temp_dir().join(format!("shmring-unit-fifo-{}", std::process::id()));
+        let mut rx = FifoReceiver::create(&path, 64).unwrap();
+        let mut buf = Vec::new();
+        assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Empty)));
+        let start = Instant::now();
+        let r = rx.recv_into_timeout(&mut buf, Duration::from_millis(30));
+        assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        let mut tx = FifoSender::open(&path, 64).unwrap();
+        tx.send(b"late writer").unwrap();
+        drop(tx);
+        rx.recv_into(&mut buf).unwrap();
+        assert_eq!(buf, b"late writer");
+        assert!(matches!(rx.recv_into(&mut buf), Err(Error::Disconnected)));
+        drop(rx);
+        assert!(!path.exists());
+        // No receiver: the writer cannot open it.
+        assert!(FifoSender::open(&path, 64).is_err());
+    }
+}
