@@ -20,6 +20,8 @@
 //! * [`segment`]: the OS memory (shm_open, header, liveness locks).
 //! * [`ring`]: the lock-free algorithms, free of system calls.
 //! * [`sync`]: the atomics shim, the futex and the wait strategies.
+//! * [`transport`]: the fallback transports (pipe, FIFO, Unix sockets, POSIX and System V
+//!   message queues, TCP), reached by URL through [`listen`] and [`connect`].
 //!
 //! # Trust model
 //! A segment is shared with a process that may be buggy, dead or hostile. Control words (the
@@ -37,7 +39,9 @@ pub mod ring;
 pub mod segment;
 mod shm;
 pub mod sync;
+pub mod transport;
 
+pub use channel::{connect, listen};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use shm::spsc;

@@ -1,0 +1,618 @@
+//! Unix domain sockets: stream (`unix://`), seqpacket (`unix-seqpacket://`) and datagram
+//! (`unix-dgram://`).
+//!
+//! The address after `//` is a filesystem path (`unix:///run/orders.sock`) or, with a leading
+//! `@`, a name in the Linux abstract namespace (`unix-seqpacket://@orders`), which needs no
+//! file and vanishes with the last socket bound to it.
+//!
+//! * **stream**: messages are [framed](super::framing) (largest 1 MiB unless `max=`).
+//! * **seqpacket**: one packet per message (largest 64 KiB unless `max=`), connection-oriented:
+//!   the receiver sees [`Error::Disconnected`] when the sender closes.
+//! * **datagram**: one datagram per message (largest 64 KiB unless `max=`). A datagram socket
+//!   has no connection, so the sender sends an in-band close marker when it drops; the receiver
+//!   drains and then returns [`Error::Disconnected`]. When the receiver's socket is gone, the
+//!   sender's next send fails with `ECONNREFUSED`, reported as [`Error::Disconnected`]. Any
+//!   process that may write to the socket path can send to the receiver: treat what arrives as
+//!   untrusted (lengths are checked; content is yours to validate).
+//!
+//! Packets (seqpacket and datagram) carry one leading tag byte (message or close), so that an
+//! empty message is not mistaken for the end of the connection. The kernel bounds a packet by
+//! the socket send buffer (`/proc/sys/net/core/wmem_max`), so `max=` is at most
+//! [`PACKET_MAX_LIMIT`].
+//!
+//! The listening side binds the address (and fails if a path already exists; a socket file
+//! gets mode 0600, so only the same user may connect), accepts its one
+//! sender lazily on the first receive, and removes a socket file it created when it drops.
+//!
+//! ```
+//! use shmring::channel::{Receiver, Sender};
+//! for scheme in ["unix", "unix-seqpacket", "unix-dgram"] {
+//!     let url = format!("{scheme}://@doc-unix-{}", std::process::id());
+//!     let mut rx = shmring::listen(&url)?;
+//!     let mut tx = shmring::connect(&url)?;
+//!     tx.send(b"hello")?;
+//!     drop(tx);
+//!     let mut buf = Vec::new();
+//!     rx.recv_into(&mut buf)?;
+//!     assert_eq!(buf, b"hello");
+//!     assert!(matches!(rx.recv_into(&mut buf), Err(shmring::Error::Disconnected)));
+//! }
+//! # Ok::<(), shmring::Error>(())
+//! ```
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::PollFlags;
+use nix::sys::socket::{self, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, UnixAddr};
+
+use super::framing::{FramedReceiver, FramedSender, StreamKind};
+use super::{in_background, out_of_time, wait_fd, Until, DROP_WAIT};
+use crate::channel::{Receiver, Sender};
+use crate::error::{Error, Result};
+
+/// The largest `max=` of a packet transport: what the default socket buffers carry.
+pub const PACKET_MAX_LIMIT: usize = 200 << 10;
+
+const TAG_DATA: u8 = 0;
+const TAG_CLOSE: u8 = 1;
+
+/// How long a sender retries while the listener's backlog is full.
+const CONNECT_RETRY: Duration = Duration::from_secs(1);
+
+/// Which kind of Unix socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnixKind {
+    /// `SOCK_STREAM` with length-prefixed frames (`unix://`).
+    Stream,
+    /// `SOCK_SEQPACKET`, one packet per message (`unix-seqpacket://`).
+    Seqpacket,
+    /// `SOCK_DGRAM`, one datagram per message (`unix-dgram://`).
+    Datagram,
+}
+
+impl UnixKind {
+    /// The URL scheme of this kind.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            UnixKind::Stream => "unix",
+            UnixKind::Seqpacket => "unix-seqpacket",
+            UnixKind::Datagram => "unix-dgram",
+        }
+    }
+
+    fn sock_type(self) -> SockType {
+        match self {
+            UnixKind::Stream => SockType::Stream,
+            UnixKind::Seqpacket => SockType::SeqPacket,
+            UnixKind::Datagram => SockType::Datagram,
+        }
+    }
+}
+
+/// Where a Unix socket lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnixAddress {
+    /// A path in the file system.
+    Path(PathBuf),
+    /// A name in the Linux abstract namespace (written `@name`).
+    Abstract(String),
+}
+
+impl UnixAddress {
+    /// Parses `@name` (abstract) or a path.
+    pub fn parse(s: &str) -> UnixAddress {
+        match s.strip_prefix('@') {
+            Some(name) => UnixAddress::Abstract(name.to_owned()),
+            None => UnixAddress::Path(PathBuf::from(s)),
+        }
+    }
+
+    fn sockaddr(&self) -> Result<UnixAddr> {
+        match self {
+            UnixAddress::Path(p) => UnixAddr::new(p.as_path()),
+            UnixAddress::Abstract(n) => UnixAddr::new_abstract(n.as_bytes()),
+        }
+        .map_err(|e| Error::io(format!("socket address {self}"), e))
+    }
+}
+
+impl std::fmt::Display for UnixAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnixAddress::Path(p) => write!(f, "{}", p.display()),
+            UnixAddress::Abstract(n) => write!(f, "@{n}"),
+        }
+    }
+}
+
+fn new_socket(kind: UnixKind, what: &str) -> Result<OwnedFd> {
+    socket::socket(
+        AddressFamily::Unix,
+        kind.sock_type(),
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|e| Error::io(format!("socket for {what}"), e))
+}
+
+/// A listening socket whose one peer is accepted on the first receive.
+#[derive(Debug)]
+pub(crate) struct Accepting<C> {
+    listener: Option<OwnedFd>,
+    conn: Option<C>,
+    wrap: fn(OwnedFd, usize, &str) -> Result<C>,
+    pub(crate) max: usize,
+    what: String,
+}
+
+impl<C: Receiver> Accepting<C> {
+    /// `listener` must be a listening, non-blocking socket.
+    pub(crate) fn new(
+        listener: OwnedFd,
+        wrap: fn(OwnedFd, usize, &str) -> Result<C>,
+        max: usize,
+        what: &str,
+    ) -> Self {
+        Accepting {
+            listener: Some(listener),
+            conn: None,
+            wrap,
+            max,
+            what: what.to_owned(),
+        }
+    }
+
+    fn conn(&mut self, until: Until) -> Result<&mut C> {
+        if self.conn.is_none() {
+            let Some(listener) = self.listener.as_ref() else {
+                return Err(Error::Disconnected);
+            };
+            loop {
+                match socket::accept4(
+                    listener.as_raw_fd(),
+                    SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+                ) {
+                    Ok(fd) => {
+                        // SAFETY: accept4 just returned this descriptor; nothing else owns it.
+                        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                        self.conn = Some((self.wrap)(fd, self.max, &self.what)?);
+                        // One sender per channel: later connection attempts are refused.
+                        self.listener = None;
+                        break;
+                    }
+                    Err(Errno::EINTR | Errno::ECONNABORTED) => continue,
+                    Err(Errno::EAGAIN) => {
+                        if until.expired() {
+                            return Err(out_of_time(until, Error::Empty));
+                        }
+                        wait_fd(listener.as_fd(), PollFlags::POLLIN, until, None, &self.what)?;
+                    }
+                    Err(e) => return Err(Error::io(format!("accept on {}", self.what), e)),
+                }
+            }
+        }
+        Ok(self.conn.as_mut().expect("connection accepted above"))
+    }
+
+    pub(crate) fn recv_until(&mut self, buf: &mut Vec<u8>, until: Until) -> Result<usize> {
+        let conn = self.conn(until)?;
+        match until {
+            Until::Now => conn.try_recv_into(buf),
+            Until::Forever => conn.recv_into(buf),
+            Until::Deadline(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                conn.recv_into_timeout(buf, left)
+            }
+        }
+    }
+}
+
+/// Sends packets (seqpacket or datagram), one per message, after a tag byte.
+#[derive(Debug)]
+pub struct PacketSender {
+    fd: OwnedFd,
+    max: usize,
+    dgram: bool,
+    /// Whether dropping sends the close marker (datagrams, until it is handed off).
+    close_on_drop: bool,
+    what: String,
+}
+
+impl PacketSender {
+    fn send_tagged(&self, tag: u8, msg: &[u8], until: Until) -> Result<()> {
+        let iov = [IoSlice::new(std::slice::from_ref(&tag)), IoSlice::new(msg)];
+        loop {
+            match socket::sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                &[],
+                MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN | Errno::ENOBUFS) => {
+                    if until.expired() {
+                        return Err(out_of_time(until, Error::Full));
+                    }
+                    // Datagram flow control is on the peer's queue: poll in slices.
+                    let cap = self.dgram.then_some(Duration::from_millis(10));
+                    wait_fd(self.fd.as_fd(), PollFlags::POLLOUT, until, cap, &self.what)?;
+                }
+                Err(Errno::ECONNREFUSED | Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => {
+                    return Err(Error::Disconnected)
+                }
+                Err(e) => return Err(Error::io(format!("send to {}", self.what), e)),
+            }
+        }
+    }
+
+    fn send_until(&mut self, msg: &[u8], until: Until) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::TooLarge {
+                size: msg.len(),
+                max: self.max,
+            });
+        }
+        self.send_tagged(TAG_DATA, msg, until)
+    }
+}
+
+impl Drop for PacketSender {
+    fn drop(&mut self) {
+        if !self.close_on_drop {
+            return;
+        }
+        if let Err(Error::Timeout) = self.send_tagged(TAG_CLOSE, &[], Until::after(DROP_WAIT)) {
+            if let Ok(fd) = self.fd.try_clone() {
+                let rest = PacketSender {
+                    fd,
+                    max: self.max,
+                    dgram: self.dgram,
+                    close_on_drop: false,
+                    what: self.what.clone(),
+                };
+                in_background(move || {
+                    let _ = rest.send_tagged(TAG_CLOSE, &[], Until::Forever);
+                });
+            }
+        }
+    }
+}
+
+impl Sender for PacketSender {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_until(msg, Until::Forever)
+    }
+    fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_until(msg, Until::Now)
+    }
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.send_until(msg, Until::after(timeout))
+    }
+    fn max_message_size(&self) -> usize {
+        self.max
+    }
+}
+
+/// Receives packets (seqpacket or datagram), one per message.
+#[derive(Debug)]
+pub struct PacketReceiver {
+    fd: OwnedFd,
+    /// Room for the tag, `max` bytes, and one more to see a packet that is too long.
+    buf: Vec<u8>,
+    max: usize,
+    dgram: bool,
+    closed: bool,
+    what: String,
+}
+
+impl PacketReceiver {
+    fn new(fd: OwnedFd, max: usize, dgram: bool, what: &str) -> PacketReceiver {
+        PacketReceiver {
+            fd,
+            buf: vec![0; max + 2],
+            max,
+            dgram,
+            closed: false,
+            what: what.to_owned(),
+        }
+    }
+
+    fn recv_until(&mut self, out: &mut Vec<u8>, until: Until) -> Result<usize> {
+        loop {
+            if self.closed {
+                return Err(Error::Disconnected);
+            }
+            match socket::recv(
+                self.fd.as_raw_fd(),
+                &mut self.buf,
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
+            ) {
+                Ok(0) if self.dgram => {
+                    return Err(Error::Corrupted("a datagram without its tag byte"));
+                }
+                Ok(0) => self.closed = true,
+                Ok(n) if n > self.max + 1 => {
+                    return Err(Error::Corrupted(
+                        "a packet longer than the transport's maximum message size",
+                    ));
+                }
+                Ok(n) => match self.buf[0] {
+                    TAG_DATA => {
+                        out.clear();
+                        out.extend_from_slice(&self.buf[1..n]);
+                        return Ok(n - 1);
+                    }
+                    TAG_CLOSE if self.dgram => self.closed = true,
+                    _ => return Err(Error::Corrupted("a packet with an unknown tag byte")),
+                },
+                Err(Errno::EINTR) => {}
+                Err(Errno::ECONNRESET) => self.closed = true,
+                Err(Errno::EAGAIN) => {
+                    if until.expired() {
+                        return Err(out_of_time(until, Error::Empty));
+                    }
+                    wait_fd(self.fd.as_fd(), PollFlags::POLLIN, until, None, &self.what)?;
+                }
+                Err(e) => return Err(Error::io(format!("recv from {}", self.what), e)),
+            }
+        }
+    }
+}
+
+impl Receiver for PacketReceiver {
+    fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.recv_until(buf, Until::Forever)
+    }
+    fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.recv_until(buf, Until::Now)
+    }
+    fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        self.recv_until(buf, Until::after(timeout))
+    }
+    fn max_message_size(&self) -> usize {
+        self.max
+    }
+}
+
+#[derive(Debug)]
+enum Inner {
+    Stream(Accepting<FramedReceiver>),
+    Seqpacket(Accepting<PacketReceiver>),
+    Datagram(PacketReceiver),
+}
+
+/// The listening (receiving) side of a Unix socket. Removes its socket file when dropped.
+#[derive(Debug)]
+pub struct UnixReceiver {
+    inner: Inner,
+    kind: UnixKind,
+    addr: UnixAddress,
+    _guard: PathGuard,
+}
+
+/// The connecting (sending) side of a Unix socket.
+#[derive(Debug)]
+pub enum UnixSender {
+    /// A stream socket with framed messages.
+    Stream(FramedSender),
+    /// A seqpacket or datagram socket.
+    Packet(PacketSender),
+}
+
+fn check_packet_max(kind: UnixKind, max: usize) -> Result<()> {
+    if kind != UnixKind::Stream && max > PACKET_MAX_LIMIT {
+        return Err(Error::InvalidName {
+            name: format!("{}:max={max}", kind.scheme()),
+            reason: "a packet transport carries at most 200 KiB per message",
+        });
+    }
+    Ok(())
+}
+
+impl UnixReceiver {
+    /// Binds `addr` and listens for one sender (stream, seqpacket) or datagrams.
+    pub fn bind(kind: UnixKind, addr: UnixAddress, max: usize) -> Result<Self> {
+        check_packet_max(kind, max)?;
+        let what = format!("{}://{addr}", kind.scheme());
+        let fd = new_socket(kind, &what)?;
+        socket::bind(fd.as_raw_fd(), &addr.sockaddr()?)
+            .map_err(|e| Error::io(format!("bind {what}"), e))?;
+        // From here on, a path we bound is ours to remove, even if `listen` fails.
+        let guard = PathGuard(match &addr {
+            UnixAddress::Path(p) => Some(p.clone()),
+            UnixAddress::Abstract(_) => None,
+        });
+        if let UnixAddress::Path(p) = &addr {
+            // Like the segments and FIFOs: only this user may connect.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io(format!("chmod 0600 {}", p.display()), e))?;
+        }
+        if kind != UnixKind::Datagram {
+            socket::listen(&fd, Backlog::new(1).unwrap_or(Backlog::MAXCONN))
+                .map_err(|e| Error::io(format!("listen on {what}"), e))?;
+        }
+        let inner = match kind {
+            UnixKind::Stream => Inner::Stream(Accepting::new(
+                fd,
+                |fd, max, what| FramedReceiver::new(fd, StreamKind::Socket, max, what),
+                max,
+                &what,
+            )),
+            UnixKind::Seqpacket => Inner::Seqpacket(Accepting::new(
+                fd,
+                |fd, max, what| Ok(PacketReceiver::new(fd, max, false, what)),
+                max,
+                &what,
+            )),
+            UnixKind::Datagram => Inner::Datagram(PacketReceiver::new(fd, max, true, &what)),
+        };
+        Ok(UnixReceiver {
+            inner,
+            kind,
+            addr,
+            _guard: guard,
+        })
+    }
+
+    fn recv_until(&mut self, buf: &mut Vec<u8>, until: Until) -> Result<usize> {
+        match &mut self.inner {
+            Inner::Stream(a) => a.recv_until(buf, until),
+            Inner::Seqpacket(a) => a.recv_until(buf, until),
+            Inner::Datagram(p) => p.recv_until(buf, until),
+        }
+    }
+}
+
+/// Removes a socket file when dropped.
+#[derive(Debug)]
+struct PathGuard(Option<PathBuf>);
+
+impl Drop for PathGuard {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl UnixSender {
+    /// Connects to the receiver listening at `addr`.
+    pub fn connect(kind: UnixKind, addr: UnixAddress, max: usize) -> Result<Self> {
+        check_packet_max(kind, max)?;
+        let what = format!("{}://{addr}", kind.scheme());
+        let fd = new_socket(kind, &what)?;
+        let sockaddr = addr.sockaddr()?;
+        let start = std::time::Instant::now();
+        loop {
+            match socket::connect(fd.as_raw_fd(), &sockaddr) {
+                Ok(()) => break,
+                Err(Errno::EINTR) => {}
+                // The listener's backlog is full (another sender is connecting): retry a while.
+                Err(Errno::EAGAIN) if start.elapsed() < CONNECT_RETRY => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(Error::io(format!("connect to {what}"), e)),
+            }
+        }
+        Ok(match kind {
+            UnixKind::Stream => {
+                UnixSender::Stream(FramedSender::new(fd, StreamKind::Socket, max, &what)?)
+            }
+            _ => UnixSender::Packet(PacketSender {
+                fd,
+                max,
+                dgram: kind == UnixKind::Datagram,
+                close_on_drop: kind == UnixKind::Datagram,
+                what,
+            }),
+        })
+    }
+
+    fn inner(&mut self) -> &mut dyn Sender {
+        match self {
+            UnixSender::Stream(s) => s,
+            UnixSender::Packet(p) => p,
+        }
+    }
+}
+
+impl Sender for UnixSender {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.inner().send(msg)
+    }
+    fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.inner().try_send(msg)
+    }
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.inner().send_timeout(msg, timeout)
+    }
+    fn max_message_size(&self) -> usize {
+        match self {
+            UnixSender::Stream(s) => s.max_message_size(),
+            UnixSender::Packet(p) => p.max_message_size(),
+        }
+    }
+}
+
+impl Receiver for UnixReceiver {
+    fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.recv_until(buf, Until::Forever)
+    }
+    fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.recv_until(buf, Until::Now)
+    }
+    fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        self.recv_until(buf, Until::after(timeout))
+    }
+    fn max_message_size(&self) -> usize {
+        match &self.inner {
+            Inner::Stream(a) => a.max,
+            Inner::Seqpacket(a) => a.max,
+            Inner::Datagram(p) => p.max,
+        }
+    }
+    fn local_url(&self) -> Option<String> {
+        Some(format!("{}://{}", self.kind.scheme(), self.addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw_sender(addr: &UnixAddress) -> OwnedFd {
+        let fd = new_socket(UnixKind::Datagram, "test").unwrap();
+        socket::connect(fd.as_raw_fd(), &addr.sockaddr().unwrap()).unwrap();
+        fd
+    }
+
+    #[test]
+    fn hostile_datagrams_are_corrupted_not_trusted() {
+        let addr = UnixAddress::Abstract(format!("shmring-unit-{}", std::process::id()));
+        let mut rx = UnixReceiver::bind(UnixKind::Datagram, addr.clone(), 16).unwrap();
+        let fd = raw_sender(&addr);
+        let send = |b: &[u8]| socket::send(fd.as_raw_fd(), b, MsgFlags::empty()).unwrap();
+        let mut buf = Vec::new();
+        send(&[TAG_DATA; 100]); // longer than max + tag
+        assert!(matches!(
+            rx.try_recv_into(&mut buf),
+            Err(Error::Corrupted(_))
+        ));
+        send(&[7, 1, 2]); // unknown tag
+        assert!(matches!(
+            rx.try_recv_into(&mut buf),
+            Err(Error::Corrupted(_))
+        ));
+        send(&[]); // no tag at all
+        assert!(matches!(
+            rx.try_recv_into(&mut buf),
+            Err(Error::Corrupted(_))
+        ));
+        send(&[TAG_DATA, b'o', b'k']); // and the channel goes on
+        assert_eq!(rx.try_recv_into(&mut buf).unwrap(), 2);
+        assert_eq!(buf, b"ok");
+    }
+
+    #[test]
+    fn socket_file_is_private_and_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("shmring-unit-{}.sock", std::process::id()));
+        let rx = UnixReceiver::bind(UnixKind::Stream, UnixAddress::Path(path.clone()), 16).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(UnixReceiver::bind(UnixKind::Stream, UnixAddress::Path(path.clone()), 16).is_err());
+        assert!(
+            path.exists(),
+            "a failed bind must not remove the live listener's socket"
+        );
+        drop(rx);
+        assert!(!path.exists());
+    }
+}
