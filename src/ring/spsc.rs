@@ -118,11 +118,13 @@ impl SpscControl {
     }
 
     /// True once the sender closed its end.
+    #[inline]
     pub fn sender_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire) & SENDER_CLOSED != 0
     }
 
     /// True once the receiver closed its end.
+    #[inline]
     pub fn receiver_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire) & RECEIVER_CLOSED != 0
     }
@@ -145,6 +147,7 @@ pub fn validate_capacity(cap: u64) -> Result<()> {
 
 /// The largest payload a ring of `cap` data bytes accepts: the frame header and the clean word
 /// after the frame take 16 bytes.
+#[inline]
 pub fn max_message(cap: u64) -> usize {
     (cap - 2 * FRAME_HEADER) as usize
 }
@@ -167,17 +170,20 @@ impl Ring {
         Ok(Ring { ctrl, data, cap })
     }
 
+    #[inline]
     fn ctrl(&self) -> &SpscControl {
         // SAFETY: valid per `Ring::new`'s contract. `SpscControl` holds only atomics, so a
         // shared reference to it is sound even while the peer writes it.
         unsafe { self.ctrl.as_ref() }
     }
 
+    #[inline]
     fn mask(&self) -> u64 {
         self.cap - 1
     }
 
     /// A pointer `off` bytes into the data; `off < cap` is the caller's to uphold.
+    #[inline]
     fn at(&self, off: u64) -> *mut u8 {
         debug_assert!(off < self.cap);
         // SAFETY: `off < cap` (callers mask positions or bound-check offsets), so the result
@@ -271,6 +277,7 @@ impl Producer {
     }
 
     /// The largest message this ring accepts.
+    #[inline]
     pub fn max_message(&self) -> usize {
         max_message(self.ring.cap)
     }
@@ -352,6 +359,7 @@ impl Producer {
     }
 
     /// A pointer to the payload bytes of `grant`, for the caller to fill.
+    #[inline]
     pub fn payload(&self, grant: &Grant) -> *mut u8 {
         if grant.capacity == 0 {
             // An empty frame's payload offset may be `cap`; any valid, aligned pointer will do
@@ -435,6 +443,7 @@ impl Consumer {
     }
 
     /// The largest message this ring can carry.
+    #[inline]
     pub fn max_message(&self) -> usize {
         max_message(self.ring.cap)
     }
@@ -491,6 +500,7 @@ impl Consumer {
     }
 
     /// A pointer to the payload of `frame`.
+    #[inline]
     pub fn payload(&self, frame: &Frame) -> *const u8 {
         if frame.len == 0 {
             // An empty frame at the very end has its payload offset at `cap`; any valid,

@@ -291,6 +291,7 @@ impl Sender {
     /// assert_eq!(&*rx.recv()?, b"tick 42");
     /// # Ok::<(), shmring::Error>(())
     /// ```
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<SendSlot<'_>> {
         let grant = self.reserve_until(len, None)?;
         Ok(SendSlot { tx: self, grant })
@@ -303,6 +304,7 @@ impl Sender {
     }
 
     /// Sends a copy of `msg`, waiting while the ring is full.
+    #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         let grant = self.reserve_until(msg.len(), None)?;
         self.write_commit(grant, msg);
@@ -354,6 +356,7 @@ impl Sender {
         self.send_timeout(bytemuck::bytes_of(value), timeout)
     }
 
+    #[inline]
     fn write_commit(&mut self, grant: Grant, msg: &[u8]) {
         // SAFETY: the grant covers `msg.len()` bytes of the data area that the protocol gives to
         // the producer alone until it commits; `msg` is our own memory, so they do not overlap.
@@ -363,6 +366,7 @@ impl Sender {
         self.commit(grant, msg.len());
     }
 
+    #[inline]
     fn commit(&mut self, grant: Grant, len: usize) {
         self.producer.commit(grant, len);
         if self.placed.link.wait != Wait::Spin {
@@ -380,7 +384,21 @@ impl Sender {
         r
     }
 
+    /// The fast path inline: most reservations succeed at once, and the wait loop (with its
+    /// large `Result`s moving through closures) would double the cost of a message.
+    #[inline]
     fn reserve_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Grant> {
+        // Only the grant flows out of the fast path; any error is found again (and handled)
+        // by the slow path, so no large `Result` is moved on the way.
+        if let Ok(grant) = self.producer.try_reserve(len) {
+            return Ok(grant);
+        }
+        self.reserve_blocking(len, deadline)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_blocking(&mut self, len: usize, deadline: Option<Instant>) -> Result<Grant> {
         let Sender { producer, placed } = self;
         let link = &placed.link;
         let readable = placed.event(READABLE);
@@ -510,6 +528,7 @@ impl Receiver {
     ///
     /// After the sender closed: the remaining messages, then [`Error::Disconnected`]. After
     /// the sender died: the messages it committed, then [`Error::PeerDead`].
+    #[inline]
     pub fn recv(&mut self) -> Result<RecvGuard<'_>> {
         let frame = self.peek_until(None)?;
         Ok(RecvGuard { rx: self, frame })
@@ -523,6 +542,7 @@ impl Receiver {
 
     /// Copies the next message into `buf` (cleared first), waiting while there is none; returns
     /// its length. The copy is taken once, so the result cannot change under a misbehaving peer.
+    #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         let frame = self.peek_until(None)?;
         Ok(self.copy_out(frame, buf))
@@ -572,6 +592,7 @@ impl Receiver {
         Ok(bytemuck::pod_read_unaligned(&guard))
     }
 
+    #[inline]
     fn copy_out(&mut self, frame: Frame, buf: &mut Vec<u8>) -> usize {
         buf.clear();
         buf.reserve(frame.len);
@@ -590,6 +611,7 @@ impl Receiver {
         frame.len
     }
 
+    #[inline]
     fn release(&mut self, frame: Frame) {
         self.consumer.release(frame);
         if self.placed.link.wait != Wait::Spin {
@@ -606,7 +628,18 @@ impl Receiver {
         r
     }
 
+    /// The fast path inline, as in `Sender::reserve_until`.
+    #[inline]
     fn peek_until(&mut self, deadline: Option<Instant>) -> Result<Frame> {
+        if let Ok(frame) = self.consumer.try_peek() {
+            return Ok(frame);
+        }
+        self.peek_blocking(deadline)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn peek_blocking(&mut self, deadline: Option<Instant>) -> Result<Frame> {
         let Receiver { consumer, placed } = self;
         let link = &placed.link;
         let writable = placed.event(WRITABLE);
