@@ -266,9 +266,30 @@ impl Producer {
         let ring = unsafe { Ring::new(ctrl, data, cap)? };
         // Acquire: pairs with the Release stores of both positions (a producer may be replacing
         // one that died; what it published must be visible before we continue after it).
-        let tail = ring.ctrl().tail.load(Ordering::Acquire);
+        let mut tail = ring.ctrl().tail.load(Ordering::Acquire);
         let head = ring.ctrl().head.load(Ordering::Acquire);
         check_positions(head, tail, cap)?;
+        // A predecessor that died between publishing a frame (its header) and storing `tail`
+        // left a non-zero word at `tail`: step over that frame rather than overwrite a message
+        // the consumer may be reading. There is at most one, since the word after it was zeroed
+        // before it was published.
+        let off = tail & (cap - 1);
+        // Acquire: pairs with the Release store of the header in `Producer::publish`.
+        let word = ring.load_header(off, Ordering::Acquire);
+        if word != 0 {
+            let (tag, len) = ((word >> 32) as u32, word & 0xFFFF_FFFF);
+            let size = match tag {
+                FRAME_TAG if len <= max_message(cap) as u64 => FRAME_HEADER + align8(len),
+                WRAP_TAG if off != 0 => cap - off,
+                _ => return Err(Error::Corrupted("bad header at the producer's position")),
+            };
+            if off + size > cap || tail.wrapping_add(size).wrapping_sub(head) > cap {
+                return Err(Error::Corrupted("bad header at the producer's position"));
+            }
+            tail = tail.wrapping_add(size);
+            // Release: as in `publish`; observers see the recovered position.
+            ring.ctrl().tail.store(tail, Ordering::Release);
+        }
         Ok(Producer {
             ring,
             tail,
@@ -654,6 +675,21 @@ mod tests {
         send(&mut p, &[3; 8]).unwrap();
         assert_eq!(recv(&mut c).unwrap(), vec![2; 16]);
         assert_eq!(recv(&mut c).unwrap(), vec![3; 8]);
+    }
+
+    #[test]
+    fn a_new_producer_steps_over_a_frame_published_without_its_tail() {
+        let mut r = HeapRing::new(256);
+        let (mut p, mut c) = r.ends();
+        send(&mut p, b"first").unwrap();
+        send(&mut p, b"second").unwrap();
+        // The producer "died" after publishing "second" but before storing tail.
+        r.ctrl.tail.store(16, Ordering::Relaxed);
+        let (mut p2, _) = r.ends();
+        send(&mut p2, b"third").unwrap();
+        assert_eq!(recv(&mut c).unwrap(), b"first");
+        assert_eq!(recv(&mut c).unwrap(), b"second");
+        assert_eq!(recv(&mut c).unwrap(), b"third");
     }
 
     #[test]

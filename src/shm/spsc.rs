@@ -265,6 +265,12 @@ impl Sender {
         self.placed.link.wait
     }
 
+    /// True once a receiver has attached (it may have left since). Until then a blocked send
+    /// waits for one to arrive; use the `_timeout` forms to bound that.
+    pub fn peer_attached(&self) -> bool {
+        self.placed.link.seg.side_ever_attached(RECEIVER)
+    }
+
     /// Reserves room for a message of up to `len` bytes, or fails at once with
     /// [`Error::Full`]. See [`reserve`](Self::reserve).
     pub fn try_reserve(&mut self, len: usize) -> Result<SendSlot<'_>> {
@@ -510,6 +516,11 @@ impl Receiver {
     /// The segment's name, with its leading `/`.
     pub fn name(&self) -> &str {
         self.placed.link.seg.name()
+    }
+
+    /// True once a sender has attached (it may have left since).
+    pub fn peer_attached(&self) -> bool {
+        self.placed.link.seg.side_ever_attached(SENDER)
     }
 
     /// The largest message this channel carries.

@@ -40,6 +40,15 @@ pub fn is_child() -> bool {
 /// environment. The test body checks [`is_child`] and plays the other side. The child is killed
 /// when the guard drops, so a failing parent never leaves it behind.
 pub fn spawn_self(test: &str, params: &[(&str, String)]) -> ChildGuard {
+    ChildGuard(Some(
+        self_command(test, params)
+            .spawn()
+            .expect("spawn child test process"),
+    ))
+}
+
+/// The command [`spawn_self`] runs, to adjust (a uid, say) before spawning.
+pub fn self_command(test: &str, params: &[(&str, String)]) -> Command {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
@@ -49,7 +58,7 @@ pub fn spawn_self(test: &str, params: &[(&str, String)]) -> ChildGuard {
     for (k, v) in params {
         cmd.env(format!("SHMRING_TEST_{k}"), v);
     }
-    ChildGuard(Some(cmd.spawn().expect("spawn child test process")))
+    cmd
 }
 
 /// Kills the child on drop unless it was waited for.
