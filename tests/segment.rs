@@ -195,7 +195,11 @@ fn racing_writer_in_another_process_never_breaks_the_reader() {
     if common::is_child() {
         use std::sync::atomic::{AtomicU64, Ordering};
         let path = shm_path(&common::child_param("NAME").unwrap());
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
         let map = memmap2::MmapOptions::new().map_raw(&file).unwrap();
         let data_off = map.len() - cap as usize;
         let mut rng = Rng(11);

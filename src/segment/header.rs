@@ -148,5 +148,17 @@ impl Header {
     }
 }
 
+impl Header {
+    /// MPMC: the most senders that may attach (0 until the MPMC ring records it).
+    pub fn max_senders_for_display(&self) -> u32 {
+        0
+    }
+
+    /// MPMC: the most receivers that may attach (0 until the MPMC ring records it).
+    pub fn max_receivers_for_display(&self) -> u32 {
+        0
+    }
+}
+
 /// Bytes the header occupies, rounded to a cache-line pair so what follows starts on its own.
 pub const HEADER_LEN: usize = crate::ring::layout::align_up(std::mem::size_of::<Header>(), 128);

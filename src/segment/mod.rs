@@ -14,6 +14,7 @@
 //! `F_OFD_GETLK`. The same lock makes a side exclusive: a second live sender cannot take it.
 
 mod header;
+pub mod inspect;
 mod name;
 
 use std::fs::File;
