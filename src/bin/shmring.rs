@@ -146,8 +146,8 @@ fn peers_cell(r: &Row) -> String {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<32} {:<5} {:>10} {:>10} {:<24} {:>8} {}",
-        "NAME", "KIND", "CAPACITY", "USED", "PEERS", "AGE", "PROBLEMS"
+        "{:<32} {:<5} {:>10} {:>10} {:<24} {:>8} PROBLEMS",
+        "NAME", "KIND", "CAPACITY", "USED", "PEERS", "AGE"
     );
     for r in rows {
         let used = r.used.map_or("-".into(), |u| u.to_string());
