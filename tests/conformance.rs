@@ -40,7 +40,7 @@ const ENV_COUNT: &str = "SHMRING_CONFORMANCE_CHILD_COUNT";
 fn message(i: u64, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&i.to_le_bytes());
-    out.extend(std::iter::repeat(i as u8).take((i % 13) as usize));
+    out.extend(std::iter::repeat_n(i as u8, (i % 13) as usize));
 }
 
 fn check_message(i: u64, got: &[u8]) {
