@@ -35,6 +35,9 @@
 pub mod channel;
 mod config;
 mod error;
+#[cfg(not(shmring_loom))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ring;
 pub mod segment;
 mod shm;

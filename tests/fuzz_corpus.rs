@@ -1,20 +1,34 @@
-//! Replays the committed fuzz corpus on stable Rust, plus a burst of random inputs, through the
-//! same entry points the cargo-fuzz targets call (`shmring::ring::fuzzing`).
+//! Replays the committed fuzz corpus on stable Rust, plus bursts of random inputs, through the
+//! same entry points the cargo-fuzz targets call (`shmring::fuzzing`).
 
 mod common;
 
 use common::Rng;
 
-#[test]
-fn spsc_read_corpus_replays_cleanly() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/spsc_read");
+fn replay(target: &str, f: fn(&[u8])) {
+    let dir = format!("{}/fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
     let mut n = 0;
-    for entry in std::fs::read_dir(dir).expect("the corpus directory is committed") {
+    for entry in std::fs::read_dir(&dir).expect("the corpus directory is committed") {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        shmring::ring::fuzzing::spsc_read(&bytes);
+        f(&bytes);
         n += 1;
     }
-    assert!(n >= 5, "corpus has only {n} inputs");
+    assert!(n >= 5, "{dir} has only {n} inputs");
+}
+
+#[test]
+fn spsc_read_corpus_replays_cleanly() {
+    replay("spsc_read", shmring::fuzzing::spsc_read);
+}
+
+#[test]
+fn segment_open_corpus_replays_cleanly() {
+    replay("segment_open", shmring::fuzzing::segment_open);
+}
+
+#[test]
+fn frame_decode_corpus_replays_cleanly() {
+    replay("frame_decode", shmring::fuzzing::frame_decode);
 }
 
 #[test]
@@ -40,6 +54,48 @@ fn spsc_read_random_inputs() {
             let word = (tag << 32) | (rng.next() % 1100);
             input[17..25].copy_from_slice(&word.to_le_bytes());
         }
-        shmring::ring::fuzzing::spsc_read(&input);
+        shmring::fuzzing::spsc_read(&input);
+    }
+}
+
+/// Mutations of the valid seed header: each field in turn gets random values.
+#[test]
+fn segment_open_mutated_headers() {
+    let seed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/corpus/segment_open/valid_empty"
+    ))
+    .unwrap();
+    let mut rng = Rng(5);
+    for _ in 0..2_000 {
+        let mut image = seed.clone();
+        for _ in 0..(1 + rng.next() % 3) {
+            let at = (rng.next() % 16 * 8) as usize;
+            let v = match rng.next() % 3 {
+                0 => rng.next(),
+                1 => rng.next() % 8192,
+                _ => 1 << (rng.next() % 40),
+            };
+            image[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        shmring::fuzzing::segment_open(&image);
+    }
+}
+
+#[test]
+fn frame_decode_random_streams() {
+    let mut rng = Rng(3);
+    for _ in 0..5_000 {
+        let mut stream = Vec::new();
+        for _ in 0..(rng.next() % 6) {
+            let len = match rng.next() % 4 {
+                0 => rng.next() as u32,
+                _ => (rng.next() % 300) as u32,
+            };
+            stream.extend_from_slice(&len.to_le_bytes());
+            let body = (rng.next() % 300) as usize;
+            stream.extend((0..body).map(|_| rng.next() as u8));
+        }
+        shmring::fuzzing::frame_decode(&stream);
     }
 }

@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    shmring::ring::fuzzing::spsc_read(data);
+    shmring::fuzzing::spsc_read(data);
 });

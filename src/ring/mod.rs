@@ -5,7 +5,3 @@
 
 pub mod layout;
 pub mod spsc;
-
-#[cfg(not(shmring_loom))]
-#[doc(hidden)]
-pub mod fuzzing;

@@ -1,0 +1,135 @@
+//! Entry points shared by the cargo-fuzz targets (fuzz/) and the corpus replay test, so the
+//! code that is fuzzed and the code that CI replays on stable Rust are one. Each takes arbitrary
+//! bytes and panics only if the library misbehaves (an out-of-bounds frame, an unexpected
+//! error kind); a crash or a hang is a finding.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use crate::channel::Receiver as _;
+use crate::transport::framing::{FramedReceiver, StreamKind};
+use crate::{spsc, Config};
+
+use crate::error::Error;
+use crate::ring::spsc::{Consumer, Producer, SpscControl};
+
+/// Builds an SPSC ring from `data` (the first bytes pick the capacity and the positions, the
+/// rest fill the ring's data area) and drives the consumer and producer over it. Panics only
+/// if the ring returns out-of-bounds data or an error other than the expected ones.
+pub fn spsc_read(data: &[u8]) {
+    if data.len() < 17 {
+        return;
+    }
+    let cap = 64u64 << (data[0] % 5); // 64 B ..= 1 KiB
+    let head = u64::from_le_bytes(data[1..9].try_into().unwrap_or_default());
+    let tail = u64::from_le_bytes(data[9..17].try_into().unwrap_or_default());
+    let mut words = vec![0u64; cap as usize / 8];
+    for (i, chunk) in data[17..].chunks(8).take(words.len()).enumerate() {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        words[i] = u64::from_le_bytes(w);
+    }
+    let ctrl = SpscControl::with_positions(head, tail);
+    let ctrl_ptr = NonNull::from(&ctrl);
+    let data_ptr = NonNull::new(words.as_mut_ptr().cast::<u8>()).expect("vec pointer");
+    // SAFETY: `ctrl` and `words` (cap bytes, 8-aligned) outlive both ends, which are dropped at
+    // the end of this function; there is one producer and one consumer.
+    let ends = unsafe {
+        (
+            Consumer::attach(ctrl_ptr, data_ptr, cap),
+            Producer::attach(ctrl_ptr, data_ptr, cap),
+        )
+    };
+    let (Ok(mut consumer), producer) = ends else {
+        return; // positions rejected: fine
+    };
+    for _ in 0..64 {
+        match consumer.try_peek() {
+            Ok(frame) => {
+                assert!(
+                    frame.offset + frame.len as u64 <= cap,
+                    "frame out of bounds"
+                );
+                consumer.release(frame);
+            }
+            Err(Error::Corrupted(_) | Error::Empty | Error::Disconnected) => break,
+            Err(e) => panic!("unexpected error from the read path: {e}"),
+        }
+    }
+    if let Ok(mut producer) = producer {
+        for len in [0usize, 1, 40, 200] {
+            match producer.try_reserve(len) {
+                Ok(g) => producer.commit(g, len),
+                Err(Error::Full | Error::Corrupted(_) | Error::TooLarge { .. }) => {}
+                Err(e) => panic!("unexpected error from the write path: {e}"),
+            }
+        }
+    }
+}
+
+/// A whole segment image: `data` is written to a fresh file in /dev/shm (the first bytes are
+/// used as the header) and opened as an SPSC receiver; what opens is then read from.
+pub fn segment_open(data: &[u8]) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "shmring-fuzz-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let path = format!("/dev/shm/{name}");
+    let mut image = data.to_vec();
+    // Let inputs that start with the magic and a plausible size reach past the size check.
+    if image.len() >= 48 {
+        let claimed = u64::from_le_bytes(image[40..48].try_into().unwrap_or_default());
+        if claimed <= 1 << 20 && claimed as usize > image.len() {
+            image.resize(claimed as usize, 0);
+        }
+    }
+    let Ok(mut f) = std::fs::File::create(&path) else {
+        return;
+    };
+    let written = f.write_all(&image).is_ok();
+    drop(f);
+    if written {
+        let cfg = Config::default().open_timeout(Duration::ZERO);
+        if let Ok(mut rx) = spsc::Receiver::open_with(&name, cfg) {
+            let mut buf = Vec::new();
+            for _ in 0..16 {
+                match rx.try_recv_into(&mut buf) {
+                    Ok(n) => assert!(n <= rx.max_message_size(), "message larger than the ring"),
+                    Err(Error::Corrupted(_) | Error::Empty | Error::Disconnected) => break,
+                    Err(e) => panic!("unexpected error from a fuzzed segment: {e}"),
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A byte stream as a framed transport receives it: `data` goes through a pipe into a
+/// [`FramedReceiver`] with a 64 KiB limit, which is drained until the end of the stream.
+pub fn frame_decode(data: &[u8]) {
+    let Ok((r, w)) = nix::unistd::pipe() else {
+        return;
+    };
+    // A pipe holds 64 KiB; longer inputs are cut there (the decoder's logic is the same).
+    let data = &data[..data.len().min(60_000)];
+    if !nix::unistd::write(&w, data).is_ok_and(|n| n == data.len()) {
+        return;
+    }
+    drop::<OwnedFd>(w);
+    let Ok(mut rx) = FramedReceiver::new(r, StreamKind::Pipe, 1 << 16, "fuzz pipe") else {
+        return;
+    };
+    let mut buf = Vec::new();
+    for _ in 0..data.len() + 2 {
+        match rx.try_recv_into(&mut buf) {
+            Ok(n) => assert!(n <= 1 << 16 && buf.len() == n, "frame over the limit"),
+            Err(Error::Corrupted(_) | Error::Disconnected | Error::Empty) => return,
+            Err(e) => panic!("unexpected error from the frame decoder: {e}"),
+        }
+    }
+}
