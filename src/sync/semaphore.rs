@@ -15,6 +15,7 @@
 //!
 //! Under `--cfg shmring_loom` there is no semaphore: the models use the futex path.
 
+#[cfg(not(shmring_loom))]
 use std::time::Duration;
 
 /// A process-shared semaphore placed in shared memory (or on the heap).
