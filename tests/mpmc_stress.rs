@@ -82,6 +82,12 @@ fn mpmc_stress_child() {
                 println!("STRESS {p} {} {} {}", count[p], sum[p], sq[p]);
             }
         }
+        "die" => {
+            // Send one message, then die without closing (no destructor runs).
+            let mut tx = mpmc::Sender::open(&name).unwrap();
+            tx.send(b"last words").unwrap();
+            std::process::abort();
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -228,4 +234,30 @@ fn throughput_1x1_spsc_vs_mpmc() {
         median(s_runs.clone()),
         median(m_runs.clone())
     );
+}
+
+/// A sender process that dies without closing: the receiver gets what it sent, then
+/// `PeerDead` (its count stays, and no live process holds a sender lock).
+#[test]
+fn mpmc_sender_death_is_peer_dead() {
+    let name = format!("stress-death-{}", std::process::id());
+    let mut rx = mpmc::Receiver::create(&name, Config::default().capacity(8)).unwrap();
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "mpmc_stress_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SHMRING_STRESS_ROLE", "die")
+        .env("SHMRING_STRESS_NAME", &name)
+        .env("SHMRING_STRESS_ID", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    assert_eq!(&*rx.recv().unwrap(), b"last words");
+    assert!(matches!(rx.recv(), Err(Error::PeerDead)));
+    assert_eq!(rx.peers(), (1, 1));
 }
