@@ -88,6 +88,12 @@ fn mpmc_stress_child() {
             tx.send(b"last words").unwrap();
             std::process::abort();
         }
+        "die-rx" => {
+            // Take one message, then die without closing.
+            let mut rx = mpmc::Receiver::open(&name).unwrap();
+            drop(rx.recv().unwrap());
+            std::process::abort();
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -260,4 +266,34 @@ fn mpmc_sender_death_is_peer_dead() {
     assert_eq!(&*rx.recv().unwrap(), b"last words");
     assert!(matches!(rx.recv(), Err(Error::PeerDead)));
     assert_eq!(rx.peers(), (1, 1));
+}
+
+/// The only receiver process dies while the sender is about to block on a full ring: the
+/// sender gets `PeerDead` instead of waiting for ever.
+#[test]
+fn mpmc_receiver_death_is_peer_dead() {
+    let name = format!("stress-death-rx-{}", std::process::id());
+    let mut tx = mpmc::Sender::create(&name, Config::default().capacity(2)).unwrap();
+    tx.send(b"1").unwrap();
+    tx.send(b"2").unwrap();
+    assert!(!run_child("die-rx", &name).success());
+    tx.send(b"3").unwrap(); // the slot the dead receiver freed
+    assert!(matches!(tx.send(b"4"), Err(Error::PeerDead)));
+}
+
+fn run_child(role: &str, name: &str) -> std::process::ExitStatus {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "mpmc_stress_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SHMRING_STRESS_ROLE", role)
+        .env("SHMRING_STRESS_NAME", name)
+        .env("SHMRING_STRESS_ID", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
 }
