@@ -20,8 +20,11 @@ use crate::sync::Wait;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub(crate) capacity: u64,
+    /// `None`: the ring's default (1 MiB of data for SPSC, 1024 slots for MPMC).
+    pub(crate) capacity: Option<u64>,
     pub(crate) slot_size: u64,
+    pub(crate) max_senders: u32,
+    pub(crate) max_receivers: u32,
     pub(crate) wait: Wait,
     pub(crate) mode: u32,
     pub(crate) persist: bool,
@@ -32,8 +35,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            capacity: 1 << 20,
+            capacity: None,
             slot_size: 256,
+            max_senders: 16,
+            max_receivers: 16,
             wait: Wait::Futex,
             mode: 0o600,
             persist: false,
@@ -45,9 +50,24 @@ impl Default for Config {
 
 impl Config {
     /// Ring size: data bytes for SPSC (rounded up to a power of two; the largest message is
-    /// this minus 16), slot count for MPMC.
+    /// this minus 16; default 1 MiB), slot count for MPMC (rounded up to a power of two;
+    /// default 1024).
     pub fn capacity(mut self, capacity: u64) -> Self {
-        self.capacity = capacity;
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// MPMC: the most sender handles that may be attached at once (each holds a liveness lock
+    /// of its own); the next one fails with [`Error::TooManyPeers`](crate::Error::TooManyPeers).
+    /// Default 16, at most 1024. Unused by SPSC (always one).
+    pub fn max_senders(mut self, n: u32) -> Self {
+        self.max_senders = n.clamp(1, crate::shm::mpmc::MAX_PEERS);
+        self
+    }
+
+    /// MPMC: the most receiver handles that may be attached at once. Default 16, at most 1024.
+    pub fn max_receivers(mut self, n: u32) -> Self {
+        self.max_receivers = n.clamp(1, crate::shm::mpmc::MAX_PEERS);
         self
     }
 
@@ -93,10 +113,19 @@ impl Config {
     /// The ring data bytes an SPSC segment made with this config gets.
     pub fn capacity_bytes(&self) -> u64 {
         self.capacity
+            .unwrap_or(1 << 20)
             .clamp(
                 crate::ring::spsc::MIN_CAPACITY,
                 crate::ring::spsc::MAX_CAPACITY,
             )
+            .next_power_of_two()
+    }
+
+    /// The slot count an MPMC segment made with this config gets.
+    pub fn capacity_slots(&self) -> u64 {
+        self.capacity
+            .unwrap_or(1024)
+            .clamp(crate::ring::mpmc::MIN_SLOTS, crate::ring::mpmc::MAX_SLOTS)
             .next_power_of_two()
     }
 

@@ -70,6 +70,16 @@ pub enum Error {
         /// `"sender"` or `"receiver"`.
         side: &'static str,
     },
+    /// Every sender (or receiver) place of an MPMC channel is held by a live process.
+    #[error("{name:?} already has {max} live {side}s, its maximum; close one, or create the channel with a larger Config::max_{side}s")]
+    TooManyPeers {
+        /// The segment's name.
+        name: String,
+        /// `"sender"` or `"receiver"`.
+        side: &'static str,
+        /// The maximum recorded in the segment.
+        max: u32,
+    },
     /// An operating-system call failed; `context` names the call and the object.
     #[error("{context}: {source}")]
     Io {

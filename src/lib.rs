@@ -16,6 +16,7 @@
 //!
 //! # Modules
 //! * [`spsc`]: the shared-memory SPSC channel.
+//! * [`mpmc`]: the shared-memory MPMC channel (any number of sender and receiver processes).
 //! * [`channel`]: the traits every transport implements.
 //! * [`segment`]: the OS memory (shm_open, header, liveness locks).
 //! * [`ring`]: the lock-free algorithms, free of system calls.
@@ -47,5 +48,6 @@ pub mod transport;
 pub use channel::{connect, listen};
 pub use config::Config;
 pub use error::{Error, Result};
+pub use shm::mpmc;
 pub use shm::spsc;
 pub use sync::Wait;

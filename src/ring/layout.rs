@@ -14,3 +14,46 @@ pub const fn align8(n: u64) -> u64 {
 pub const fn align_up(n: usize, align: usize) -> usize {
     (n + align - 1) & !(align - 1)
 }
+
+/// Reads a control word (a frame header) from ring memory, once, as an atomic load.
+///
+/// The ordering comes from the Acquire load of the position that covers the word, so the load
+/// itself is Relaxed; being atomic, it is no data race even if a hostile peer writes meanwhile.
+///
+/// # Safety
+/// `p` is 8-aligned and valid for reads of 8 bytes.
+#[inline]
+pub unsafe fn load_word(p: *const u64) -> u64 {
+    #[cfg(not(shmring_loom))]
+    {
+        // SAFETY: aligned and valid per the contract; all concurrent access to frame headers is
+        // atomic, which is what `from_ptr` requires.
+        unsafe { std::sync::atomic::AtomicU64::from_ptr(p.cast_mut()) }
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(shmring_loom)]
+    {
+        // SAFETY: aligned and valid per the contract. Under loom the ring is on the heap and
+        // shared by model threads only through loom-tracked positions.
+        unsafe { p.read_volatile() }
+    }
+}
+
+/// Writes a control word (a frame header) into ring memory as an atomic store.
+///
+/// # Safety
+/// `p` is 8-aligned and valid for writes of 8 bytes.
+#[inline]
+pub unsafe fn store_word(p: *mut u64, value: u64) {
+    #[cfg(not(shmring_loom))]
+    {
+        // SAFETY: as in `load_word`.
+        unsafe { std::sync::atomic::AtomicU64::from_ptr(p) }
+            .store(value, std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(shmring_loom)]
+    {
+        // SAFETY: as in `load_word`.
+        unsafe { p.write_volatile(value) }
+    }
+}

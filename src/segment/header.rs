@@ -90,8 +90,13 @@ pub struct Header {
     pub reserved: AtomicU32,
     /// Creation time, seconds since the Unix epoch, for display.
     pub created_at: AtomicU64,
-    /// Sides: 0 = sender, 1 = receiver.
+    /// Sides: 0 = sender, 1 = receiver. An MPMC segment records here the last sender and
+    /// receiver that attached, for display.
     pub sides: [SideInfo; 2],
+    /// MPMC: the most senders that may be attached at once (0 for SPSC).
+    pub max_senders: AtomicU32,
+    /// MPMC: the most receivers that may be attached at once (0 for SPSC).
+    pub max_receivers: AtomicU32,
 }
 
 /// Index of the sender in [`Header::sides`].
@@ -124,6 +129,10 @@ pub struct HeaderSnapshot {
     pub creator_pid: u32,
     /// See [`Header`].
     pub created_at: u64,
+    /// See [`Header`].
+    pub max_senders: u32,
+    /// See [`Header`].
+    pub max_receivers: u32,
 }
 
 impl Header {
@@ -144,21 +153,14 @@ impl Header {
             data_offset: self.data_offset.load(Ordering::Relaxed),
             creator_pid: self.creator_pid.load(Ordering::Relaxed),
             created_at: self.created_at.load(Ordering::Relaxed),
+            max_senders: self.max_senders.load(Ordering::Relaxed),
+            max_receivers: self.max_receivers.load(Ordering::Relaxed),
         }
-    }
-}
-
-impl Header {
-    /// MPMC: the most senders that may attach (0 until the MPMC ring records it).
-    pub fn max_senders_for_display(&self) -> u32 {
-        0
-    }
-
-    /// MPMC: the most receivers that may attach (0 until the MPMC ring records it).
-    pub fn max_receivers_for_display(&self) -> u32 {
-        0
     }
 }
 
 /// Bytes the header occupies, rounded to a cache-line pair so what follows starts on its own.
 pub const HEADER_LEN: usize = crate::ring::layout::align_up(std::mem::size_of::<Header>(), 128);
+
+// The MPMC fields were added inside the padding: the SPSC layout did not move.
+const _: () = assert!(HEADER_LEN == 128);

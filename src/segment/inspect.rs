@@ -44,7 +44,7 @@ pub struct SegmentInfo {
     pub header: Option<HeaderSnapshot>,
     /// The ring kind, if the header names a known one.
     pub kind: Option<RingKind>,
-    /// Bytes (SPSC) in use, as far as the ring positions say.
+    /// Bytes (SPSC) or slots (MPMC) in use, as far as the ring positions say.
     pub used: Option<u64>,
     /// Every participant slot the segment has.
     pub participants: Vec<Participant>,
@@ -133,27 +133,29 @@ pub fn inspect(name: &str) -> Result<Option<SegmentInfo>> {
     info.kind = RingKind::from_raw(h.ring_kind);
     let (senders, receivers) = match info.kind {
         Some(RingKind::Spsc) => (1, 1),
-        Some(RingKind::Mpmc) => (
-            header.max_senders_for_display() as usize,
-            header.max_receivers_for_display() as usize,
-        ),
+        Some(RingKind::Mpmc) => (h.max_senders as usize, h.max_receivers as usize),
         None => {
             info.problems
                 .push(format!("unknown ring kind {}", h.ring_kind));
             (0, 0)
         }
     };
-    if info.kind == Some(RingKind::Spsc) && len >= HEADER_LEN + 256 {
-        // The SPSC control block follows the header: tail, then head one padded line later.
+    if info.kind.is_some() && len >= HEADER_LEN + 256 {
+        // The ring's control block follows the header: two positions one padded line apart,
+        // SPSC `tail` then `head`, MPMC `head` then `tail`.
         // SAFETY: both words are inside the mapping (checked above), 8-aligned, and loaded
         // atomically.
-        let (tail, head) = unsafe {
+        let (first, second) = unsafe {
             let base = map.as_mut_ptr().add(HEADER_LEN);
             (
                 std::sync::atomic::AtomicU64::from_ptr(base.cast()).load(Ordering::Acquire),
                 std::sync::atomic::AtomicU64::from_ptr(base.add(128).cast())
                     .load(Ordering::Acquire),
             )
+        };
+        let (head, tail) = match info.kind {
+            Some(RingKind::Spsc) => (second, first),
+            _ => (first, second),
         };
         let used = tail.wrapping_sub(head);
         if used > h.capacity {

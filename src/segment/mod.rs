@@ -63,8 +63,10 @@ pub struct Segment {
     unlink_on_drop: bool,
 }
 
-/// Byte of the segment file that side `i` locks to prove it is alive. Any offset works for a
-/// lock (it need not be inside the file); these bytes are not used for anything else.
+/// Byte of the segment file that participant `i` locks to prove it is alive. SPSC uses 0 for
+/// the sender and 1 for the receiver; MPMC numbers its senders from 0 and its receivers after
+/// them. Any offset works for a lock (it need not be inside the file); these bytes are not used
+/// for anything else.
 fn lock_byte(side: usize) -> i64 {
     1024 + side as i64
 }
@@ -257,7 +259,8 @@ impl Segment {
         self.unlink_on_drop = unlink;
     }
 
-    /// Takes side `side`'s liveness lock. `Ok(false)`: a live process holds it.
+    /// Takes participant `side`'s liveness lock (see `lock_byte`). `Ok(false)`: a live process
+    /// holds it.
     pub fn lock_side(&self, side: usize) -> Result<bool> {
         let mut fl = flock(libc::F_WRLCK as libc::c_short, lock_byte(side));
         // SAFETY: the fd is open for the life of `self.file`; `fl` is a valid flock on this stack.
@@ -272,7 +275,7 @@ impl Segment {
         }
     }
 
-    /// True if a process other than this handle holds side `side`'s liveness lock.
+    /// True if a process other than this handle holds participant `side`'s liveness lock.
     pub fn side_alive(&self, side: usize) -> Result<bool> {
         let mut fl = flock(libc::F_WRLCK as libc::c_short, lock_byte(side));
         // SAFETY: as in `lock_side`; F_OFD_GETLK writes only into `fl`.

@@ -29,9 +29,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::CachePadded;
-
-use super::{deadline, Attach, Link};
+use super::{attach_segment, deadline, init_events, Attach, Events, Link, READABLE, WRITABLE};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ring::layout::align_up;
@@ -48,10 +46,6 @@ struct Layout {
     data: u64,
     total: u64,
 }
-
-type Events = [CachePadded<Event>; 2];
-const READABLE: usize = 0;
-const WRITABLE: usize = 1;
 
 impl Layout {
     fn new(cap: u64) -> Layout {
@@ -80,41 +74,12 @@ struct Placed {
 /// Creates and/or opens the segment `name` and takes side `side` of it.
 fn place(name: &str, cfg: &Config, side: usize, how: Attach) -> Result<Placed> {
     let peer = 1 - side;
-    let (seg, created) = match how {
-        Attach::Create => (create(name, cfg)?, true),
-        Attach::Open => (Segment::open(name, cfg.open_timeout)?, false),
-        Attach::CreateOrOpen => {
-            let mut tries = 0;
-            loop {
-                match create(name, cfg) {
-                    Ok(seg) => break (seg, true),
-                    Err(e) if e.io_kind() == Some(std::io::ErrorKind::AlreadyExists) => {}
-                    Err(e) => return Err(e),
-                }
-                match Segment::open(name, cfg.open_timeout) {
-                    Ok(seg) => break (seg, false),
-                    // Its creator removed it between our two calls: try again, a few times.
-                    Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) && tries < 8 => {
-                        tries += 1
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-    };
-    let snap = seg.header().snapshot();
-    let kind = RingKind::from_raw(snap.ring_kind)
-        .ok_or(Error::Corrupted("unknown ring kind in header"))?;
-    if kind != RingKind::Spsc {
-        return Err(Error::Incompatible(format!(
-            "{} holds an {} ring; open it with shmring::{}",
-            seg.name(),
-            kind.as_str(),
-            kind.as_str()
-        )));
-    }
-    let wait =
-        Wait::from_raw(snap.wait).ok_or(Error::Corrupted("unknown wait strategy in header"))?;
+    let super::Attached {
+        seg,
+        created,
+        snap,
+        wait,
+    } = attach_segment(name, cfg, how, RingKind::Spsc, create)?;
     ring::validate_capacity(snap.capacity)?;
     let layout = Layout::new(snap.capacity);
     if snap.data_offset != layout.data || snap.total_len != layout.total {
@@ -182,10 +147,7 @@ fn create(name: &str, cfg: &Config) -> Result<Segment> {
         ctrl.cast::<SpscControl>()
             .as_ptr()
             .write(SpscControl::new());
-        events.cast::<Events>().as_ptr().write([
-            CachePadded::new(Event::new()),
-            CachePadded::new(Event::new()),
-        ]);
+        init_events(events, cfg.wait)?;
     }
     Ok(seg)
 }
@@ -197,8 +159,8 @@ unsafe impl Send for Placed {}
 impl Placed {
     fn event(&self, which: usize) -> &Event {
         // SAFETY: `events` points into the mapping owned by `self.link.seg` (checked by
-        // `Segment::at`) and `Event` holds only atomics, which may be shared with other processes.
-        unsafe { &self.events.as_ref()[which] }
+        // `Segment::at`), initialised by the creator before it published the segment.
+        unsafe { super::event(self.events, which) }
     }
 }
 
@@ -376,7 +338,9 @@ impl Sender {
     fn commit(&mut self, grant: Grant, len: usize) {
         self.producer.commit(grant, len);
         if self.placed.link.wait != Wait::Spin {
-            self.placed.event(READABLE).notify_one();
+            self.placed
+                .event(READABLE)
+                .notify_one(self.placed.link.wait);
         }
     }
 
@@ -385,7 +349,9 @@ impl Sender {
         if matches!(r, Err(Error::Full)) && self.placed.link.wait != Wait::Spin {
             // A wrap marker may have just been published: a sleeping receiver must skip it
             // before there is room for us.
-            self.placed.event(READABLE).notify_one();
+            self.placed
+                .event(READABLE)
+                .notify_one(self.placed.link.wait);
         }
         r
     }
@@ -416,7 +382,7 @@ impl Sender {
             || {
                 let r = producer.try_reserve(len);
                 if matches!(r, Err(Error::Full)) && link.wait != Wait::Spin {
-                    readable.notify_one();
+                    readable.notify_one(link.wait);
                 }
                 r
             },
@@ -430,7 +396,9 @@ impl Drop for Sender {
         self.producer.close();
         // Wake a receiver that sleeps so that it sees the close (even in Spin mode, a
         // receiver opened with a wait of its own may sleep).
-        self.placed.event(READABLE).notify_all();
+        self.placed
+            .event(READABLE)
+            .notify_all(self.placed.link.wait);
     }
 }
 
@@ -626,7 +594,9 @@ impl Receiver {
     fn release(&mut self, frame: Frame) {
         self.consumer.release(frame);
         if self.placed.link.wait != Wait::Spin {
-            self.placed.event(WRITABLE).notify_one();
+            self.placed
+                .event(WRITABLE)
+                .notify_one(self.placed.link.wait);
         }
     }
 
@@ -634,7 +604,9 @@ impl Receiver {
         let r = self.consumer.try_peek();
         if matches!(r, Err(Error::Empty)) && self.placed.link.wait != Wait::Spin {
             // We may have skipped a wrap marker, freeing room a sleeping sender waits for.
-            self.placed.event(WRITABLE).notify_one();
+            self.placed
+                .event(WRITABLE)
+                .notify_one(self.placed.link.wait);
         }
         r
     }
@@ -662,7 +634,7 @@ impl Receiver {
             || {
                 let r = consumer.try_peek();
                 if matches!(r, Err(Error::Empty)) && link.wait != Wait::Spin {
-                    writable.notify_one();
+                    writable.notify_one(link.wait);
                 }
                 r
             },
@@ -674,7 +646,9 @@ impl Receiver {
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.consumer.close();
-        self.placed.event(WRITABLE).notify_all();
+        self.placed
+            .event(WRITABLE)
+            .notify_all(self.placed.link.wait);
     }
 }
 

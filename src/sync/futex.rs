@@ -114,9 +114,14 @@ impl Futex {
         }
     }
 
-    /// Model of FUTEX_WAKE (wakes every sleeper; spurious wakeups are allowed by the contract).
-    pub fn wake(&self, _count: u32) {
+    /// Model of FUTEX_WAKE: wakes one sleeper for a count of 1 (so that a protocol relying on
+    /// a wake reaching the *right* sleeper deadlocks in the model), every sleeper otherwise.
+    pub fn wake(&self, count: u32) {
         let _guard = self.model.lock.lock().unwrap();
-        self.model.cond.notify_all();
+        if count == 1 {
+            self.model.cond.notify_one();
+        } else {
+            self.model.cond.notify_all();
+        }
     }
 }

@@ -11,13 +11,15 @@
 //! in a shared-memory segment. The production build places the same `#[repr(C)]` control blocks
 //! in the segment, where `std`'s atomics have exactly the layout of the integers they wrap.
 
+/// The atomics the rings and the wait protocol use: `std`'s, or loom's under `shmring_loom`.
 #[cfg(not(shmring_loom))]
-pub(crate) mod atomic {
+pub mod atomic {
     pub use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 }
 
+/// The atomics the rings and the wait protocol use: `std`'s, or loom's under `shmring_loom`.
 #[cfg(shmring_loom)]
-pub(crate) mod atomic {
+pub mod atomic {
     pub use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 }
 
@@ -35,6 +37,7 @@ pub(crate) mod hint {
 }
 
 pub mod futex;
+pub mod semaphore;
 pub mod wait;
 
 pub use wait::Wait;

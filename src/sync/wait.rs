@@ -17,6 +17,23 @@
 //!
 //! Waits come in slices ([`WaitPolicy::slice`]) so that a deadline, a closed channel or a dead
 //! peer is noticed even if no wake ever comes.
+//!
+//! # The semaphore variant
+//! With [`Wait::Semaphore`] the [`Event`] sleeps on a process-shared POSIX semaphore instead of
+//! the futex word; `waiters` and the two fences are the same. There is no compare: a post made
+//! between the sleeper's re-check (3) and its `sem_wait` (4) stays in the semaphore, so the
+//! `sem_wait` returns at once. That is the same "no lost wakeup" argument with the semaphore's
+//! memory in place of the futex word's.
+//!
+//! Posts accumulate where futex wakes do not: a post made for a waiter that then found its
+//! condition on the re-check, and left without `sem_wait`, stays pending and makes a later wait
+//! return early. That is only a spurious wakeup (every waiter re-checks), but to keep such
+//! stale posts few a notifier posts only while the semaphore's value is below the number of
+//! posts wanted (1, or the waiter count). Skipping is safe: a pending post will be taken by
+//! some waiter, which then issues a `SeqCst` fence before re-checking; the notifier's fence
+//! came before it read the value the post is part of, so that re-check sees the notifier's
+//! change. One waiter looking again is all `notify_one` promises; the MPMC channel passes the
+//! wake on when more than one message (or slot) is ready (see `Event::notify_one_if`).
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +43,7 @@ use crate::error::{Error, Result};
 use crate::sync::atomic::{fence, AtomicU32, Ordering};
 use crate::sync::futex::Futex;
 use crate::sync::hint;
+use crate::sync::semaphore::Semaphore;
 
 /// How a blocking call waits when the ring is empty (receiver) or full (sender).
 ///
@@ -46,6 +64,10 @@ pub enum Wait {
     /// Spin briefly, then sleep on a shared futex word in the segment. The default.
     #[default]
     Futex,
+    /// Spin briefly, then sleep on a process-shared POSIX semaphore (`sem_init` with
+    /// `pshared = 1`) in the segment. For systems or tools that expect POSIX semaphores; the
+    /// futex is the faster of the two.
+    Semaphore,
 }
 
 impl Wait {
@@ -53,6 +75,7 @@ impl Wait {
         match self {
             Wait::Spin => 1,
             Wait::Futex => 2,
+            Wait::Semaphore => 3,
         }
     }
 
@@ -60,6 +83,7 @@ impl Wait {
         match raw {
             1 => Some(Wait::Spin),
             2 => Some(Wait::Futex),
+            3 => Some(Wait::Semaphore),
             _ => None,
         }
     }
@@ -82,37 +106,89 @@ impl Default for WaitPolicy {
 }
 
 /// One direction's wake-up point: placed in shared memory (or on the heap under loom).
+///
+/// Which primitive it sleeps on is the segment's [`Wait`] (from the validated header), passed in
+/// by the caller, not read from the event: both primitives are always present.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct Event {
     futex: Futex,
     waiters: AtomicU32,
+    sem: Semaphore,
+}
+
+/// True if `wait` sleeps on the semaphore (never under loom: the models use the futex).
+#[inline]
+fn uses_sem(wait: Wait) -> bool {
+    !cfg!(shmring_loom) && wait == Wait::Semaphore
 }
 
 impl Event {
-    /// A fresh event with no sleeper.
+    /// A fresh event with no sleeper. Before a [`Wait::Semaphore`] side uses it, call
+    /// [`prepare`](Self::prepare) where it will stay.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Initialises what `wait` needs (the semaphore) in place.
+    ///
+    /// # Safety
+    /// Called once by the creator, before any other thread or process uses the event, at the
+    /// address where it stays.
+    pub unsafe fn prepare(&self, wait: Wait) -> Result<()> {
+        if wait == Wait::Semaphore {
+            // SAFETY: forwarded from this function's contract.
+            unsafe { self.sem.init()? };
+        }
+        Ok(())
     }
 
     /// Wakes one sleeper, if any announced itself. Call after the Release store that published
     /// the change the sleeper waits for.
     #[inline]
-    pub fn notify_one(&self) {
-        self.notify(1);
+    pub fn notify_one(&self, wait: Wait) {
+        self.notify(wait, 1, || true);
     }
 
     /// Wakes every sleeper (on close, or when several may be waiting for the same change).
-    pub fn notify_all(&self) {
-        self.notify(u32::MAX);
+    pub fn notify_all(&self, wait: Wait) {
+        self.notify(wait, u32::MAX, || true);
+    }
+
+    /// Wakes one sleeper if any announced itself *and* `cond` (evaluated only then, after the
+    /// fence) holds. For passing a wake on: a side that just took a message calls it with "is
+    /// the next one ready too?", so a wake that reached a waiter too early is not lost.
+    #[inline]
+    pub fn notify_one_if(&self, wait: Wait, cond: impl FnOnce() -> bool) {
+        self.notify(wait, 1, cond);
+    }
+
+    /// True if some side announced itself as sleeping (a hint; no ordering).
+    pub fn has_waiters(&self) -> bool {
+        self.waiters.load(Ordering::Relaxed) != 0
     }
 
     #[inline]
-    fn notify(&self, count: u32) {
+    fn notify(&self, wait: Wait, count: u32, cond: impl FnOnce() -> bool) {
         // Pairs with the fence in `sleep`: either we see its `waiters` increment, or its
         // re-check sees the store our caller made before this fence.
         fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) != 0 {
+        let waiters = self.waiters.load(Ordering::Relaxed);
+        if waiters == 0 || !cond() {
+            return;
+        }
+        if uses_sem(wait) {
+            #[cfg(not(shmring_loom))]
+            {
+                // Post only up to the number of wakes wanted; pending posts count (module docs).
+                // Bounded, whatever `waiters` a peer wrote.
+                let want = count.min(waiters).min(1024) as i32;
+                let pending = self.sem.value().max(0);
+                for _ in pending..want {
+                    self.sem.post();
+                }
+            }
+        } else {
             // Release: pairs with the Acquire load of the word in `sleep`.
             self.futex.word().fetch_add(1, Ordering::Release);
             self.futex.wake(count);
@@ -122,6 +198,7 @@ impl Event {
     /// Steps 2 to 4 of the protocol. `ready` re-checks the condition; `Ok(Some(_))` ends the wait.
     fn sleep<T>(
         &self,
+        wait: Wait,
         timeout: Duration,
         ready: &mut impl FnMut() -> Result<T>,
     ) -> Result<Option<T>> {
@@ -132,7 +209,15 @@ impl Event {
         let seq = self.futex.word().load(Ordering::Acquire);
         let outcome = match not_ready(ready()) {
             Ok(None) => {
-                self.futex.wait(seq, Some(timeout));
+                if uses_sem(wait) {
+                    #[cfg(not(shmring_loom))]
+                    self.sem.wait(Some(timeout));
+                    // Pairs with the notifier's fence: a post it counted on but did not make
+                    // is seen by the re-check that follows (module docs, semaphore variant).
+                    fence(Ordering::SeqCst);
+                } else {
+                    self.futex.wait(seq, Some(timeout));
+                }
                 Ok(None)
             }
             other => other,
@@ -157,7 +242,8 @@ fn not_ready<T>(r: Result<T>) -> Result<Option<T>> {
 /// * `peer_gone` is called about once per slice; `Err` from it (the peer died) ends the wait
 ///   after one last attempt, so what the peer committed before it died is still delivered.
 /// * `deadline`: `None` waits for ever (in slices); past it, `Err(Timeout)`.
-pub(crate) fn block_on<T>(
+#[doc(hidden)] // public for the loom models only
+pub fn block_on<T>(
     wait: Wait,
     event: &Event,
     policy: &WaitPolicy,
@@ -174,12 +260,12 @@ pub(crate) fn block_on<T>(
     // Set at the first look at the clock: reading it costs ~20 ns, too much for the fast path.
     let mut next_check: Option<Instant> = None;
     loop {
-        let sleepy = wait == Wait::Futex && (cfg!(shmring_loom) || backoff.is_completed());
+        let sleepy = wait != Wait::Spin && (cfg!(shmring_loom) || backoff.is_completed());
         if !sleepy {
             spins = spins.wrapping_add(1);
             if cfg!(shmring_loom) {
                 hint::yield_now();
-            } else if wait == Wait::Futex {
+            } else if wait != Wait::Spin {
                 backoff.snooze();
             } else {
                 hint::spin_loop();
@@ -210,7 +296,7 @@ pub(crate) fn block_on<T>(
             if let Some(d) = deadline {
                 slice = slice.min(d.saturating_duration_since(now));
             }
-            if let Some(v) = event.sleep(slice, &mut attempt)? {
+            if let Some(v) = event.sleep(wait, slice, &mut attempt)? {
                 return Ok(v);
             }
         } else if let Some(v) = not_ready(attempt())? {

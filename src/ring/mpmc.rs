@@ -1,0 +1,807 @@
+//! The multi-producer multi-consumer ring: a bounded array of fixed-size slots, each with a
+//! sequence number (a *stamp*), in the manner of Dmitry Vyukov's bounded MPMC queue and
+//! crossbeam's `ArrayQueue`.
+//!
+//! # Positions and slots
+//! `slots` (a power of two, at least 2) slots, each `SLOT_HEADER` bytes (the message length) plus
+//! room for `slot_size` payload bytes. Two positions count messages since the ring was made and
+//! never wrap in practice (`u64`); position `p` lives in slot `p & (slots - 1)`:
+//!
+//! * `tail`: the next position a producer will claim. Every producer moves it, by CAS.
+//! * `head`: the next position a consumer will claim. Every consumer moves it, by CAS.
+//!
+//! # Stamps: who may touch a slot, and when
+//! The positions alone cannot tell a producer whether the consumer of the previous lap is done
+//! with a slot, nor a consumer whether the producer of this lap has finished writing it: a CAS
+//! only *claims* a position, the copy comes after. Each slot therefore has a stamp, a `u64`
+//! that says which position the slot is ready for and in which role:
+//!
+//! * `stamp == p`: the slot is free for the producer of position `p`. Initially slot `i` has
+//!   stamp `i` (free for lap 0).
+//! * `stamp == p + 1`: the producer of `p` has written it; it is ready for the consumer of `p`.
+//! * after that consumer is done, it stores `p + slots`: free for the producer one lap later.
+//!
+//! A producer that loaded `tail == p` reads the stamp of `p`'s slot (Acquire):
+//! equal to `p`, it tries to CAS `tail` from `p` to `p + 1`, and on success owns the slot alone;
+//! it writes length and payload, then stores the stamp `p + 1` (Release). A stamp *below* `p`
+//! means the slot still holds last lap's message (or its consumer is still reading it): the ring
+//! is full. A stamp *above* `p` means another producer got `p` first: reload `tail`, retry.
+//! Consumers mirror this with `head`, expecting `p + 1` and leaving `p + slots` behind.
+//!
+//! # Invariants, checked where a stamp or position is read
+//! * A stamp of slot `s` is, modulo `slots`, `s` (free) or `s + 1` (written): both kinds of
+//!   store keep that congruence. Anything else is [`Error::Corrupted`].
+//! * A stamp above the expected one means some other participant finished with position `p`,
+//!   and it did so after moving the position past `p`; the Acquire load of the stamp makes that
+//!   move visible, so re-reading the position and finding `p` again cannot happen with honest
+//!   peers: it is [`Error::Corrupted`], not a reason to spin.
+//! * A message length is at most `slot_size`, or [`SKIP`] (a claimed slot given up without a
+//!   message). Anything else is [`Error::Corrupted`].
+//! * Every retry loop is bounded ([`MAX_STEPS`]); running out returns `Full` / `Empty`, so a
+//!   hostile peer can at worst make this side wait, never hang it inside a call.
+//!
+//! # Claiming cannot be undone
+//! Once a producer has claimed a position, later producers fill the positions after it, and a
+//! consumer must see *something* there before it can move on. A reservation dropped without a
+//! commit is therefore published as a [`SKIP`] message, which consumers step over silently. A
+//! producer that dies between claim and commit leaves its slot forever unwritten: consumers
+//! stop there (and see the dead peer through the liveness check of the channel layer). This is
+//! the one price of the design: it is not lock-free in the strict sense, as no bounded array
+//! queue with per-slot stamps is.
+//!
+//! # Disconnect
+//! The control block counts the producers and consumers that have joined and not yet left. A
+//! consumer that finds the ring empty while no producer is left (after at least one joined)
+//! looks once more, then reports [`Error::Disconnected`]; a producer reports it when every
+//! consumer has left. A dead process never decrements its count: the channel layer detects that
+//! through liveness locks instead.
+//!
+//! This module makes no system call and reaches atomics only through [`crate::sync::atomic`],
+//! so the loom models check this very code on heap memory.
+
+use std::ptr::NonNull;
+
+use crossbeam_utils::CachePadded;
+
+use crate::error::{Error, Result};
+use crate::ring::layout::{align8, load_word, store_word};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Bytes before each slot's payload: the message length word.
+pub const SLOT_HEADER: u64 = 8;
+/// The length of a slot that was claimed and given up: consumers skip it.
+pub const SKIP: u64 = u64::MAX;
+/// The fewest slots a ring may have (the stamp congruence needs two distinct residues).
+pub const MIN_SLOTS: u64 = 2;
+/// The most slots a ring may have.
+pub const MAX_SLOTS: u64 = 1 << 24;
+/// The largest slot (payload bytes).
+pub const MAX_SLOT_SIZE: u64 = 1 << 24;
+/// The most retries of one claim before a call gives up with `Full` / `Empty`. Honest
+/// contention ends far sooner: a retry happens only when another participant made progress.
+pub const MAX_STEPS: u32 = 1 << 16;
+
+const SENDERS_JOINED: u32 = 1;
+const RECEIVERS_JOINED: u32 = 2;
+
+/// The shared control block of an MPMC ring. `#[repr(C)]`, so it can be placed in a segment.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct MpmcControl {
+    head: CachePadded<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
+    peers: CachePadded<Peers>,
+}
+
+/// Who is attached: counts of producers and consumers, and whether each kind ever joined (so
+/// "none yet" differs from "all gone").
+#[repr(C)]
+#[derive(Debug, Default)]
+struct Peers {
+    senders: AtomicU32,
+    receivers: AtomicU32,
+    joined: AtomicU32,
+}
+
+impl MpmcControl {
+    /// A control block for an empty ring, with nobody attached.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Messages claimed by producers and not yet claimed by consumers (for display; two
+    /// separate loads, so only approximate while the ring is busy).
+    pub fn used(&self) -> u64 {
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Acquire);
+        tail.wrapping_sub(head)
+    }
+
+    /// Producers attached now, as counted in shared memory.
+    pub fn senders(&self) -> u32 {
+        self.peers.senders.load(Ordering::Acquire)
+    }
+
+    /// Consumers attached now, as counted in shared memory.
+    pub fn receivers(&self) -> u32 {
+        self.peers.receivers.load(Ordering::Acquire)
+    }
+
+    fn join(&self, count: &AtomicU32, bit: u32) {
+        count.fetch_add(1, Ordering::AcqRel);
+        // Release: pairs with the Acquire load of `joined` in `gone`: who sees the bit sees
+        // the increment before it, so "joined and zero" never shows up transiently.
+        self.peers.joined.fetch_or(bit, Ordering::Release);
+    }
+
+    fn gone(&self, count: &AtomicU32, bit: u32) -> bool {
+        // Acquire: pairs with the Release `fetch_or` in `join`.
+        self.peers.joined.load(Ordering::Acquire) & bit != 0
+            // Acquire: pairs with the Release decrement in `leave_*`: everything the last
+            // participant published before leaving is visible after this load.
+            && count.load(Ordering::Acquire) == 0
+    }
+
+    /// Counts a new producer in.
+    pub fn join_sender(&self) {
+        self.join(&self.peers.senders, SENDERS_JOINED);
+    }
+
+    /// Counts a new consumer in.
+    pub fn join_receiver(&self) {
+        self.join(&self.peers.receivers, RECEIVERS_JOINED);
+    }
+
+    /// Counts a producer out (it has committed or given up every reservation).
+    pub fn leave_sender(&self) {
+        // Release: pairs with the Acquire load in `gone` (consumers' `senders_gone`).
+        self.peers.senders.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Counts a consumer out.
+    pub fn leave_receiver(&self) {
+        // Release: pairs with the Acquire load in `gone` (producers' `receivers_gone`).
+        self.peers.receivers.fetch_sub(1, Ordering::Release);
+    }
+
+    /// True if producers joined and every one of them left.
+    pub fn senders_gone(&self) -> bool {
+        self.gone(&self.peers.senders, SENDERS_JOINED)
+    }
+
+    /// True if consumers joined and every one of them left.
+    pub fn receivers_gone(&self) -> bool {
+        self.gone(&self.peers.receivers, RECEIVERS_JOINED)
+    }
+}
+
+/// Checks a slot count and slot size read from a header (or a config).
+pub fn validate_geometry(slots: u64, slot_size: u64) -> Result<()> {
+    if !slots.is_power_of_two() || !(MIN_SLOTS..=MAX_SLOTS).contains(&slots) {
+        return Err(Error::Corrupted(
+            "MPMC slot count is not a power of two in 2..=16Mi",
+        ));
+    }
+    if slot_size == 0 || slot_size > MAX_SLOT_SIZE {
+        return Err(Error::Corrupted("MPMC slot size is not in 1 B..=16 MiB"));
+    }
+    Ok(())
+}
+
+/// Bytes from one slot to the next: the length word and the payload, padded to 8.
+pub fn slot_stride(slot_size: u64) -> u64 {
+    SLOT_HEADER + align8(slot_size)
+}
+
+/// Bytes of data area (slots) a ring of this geometry needs; stamps are separate.
+pub fn data_len(slots: u64, slot_size: u64) -> u64 {
+    slots * slot_stride(slot_size)
+}
+
+/// Prepares the stamps of a fresh ring: slot `i` free for position `i`.
+///
+/// # Safety
+/// `stamps` points at `slots` atomics that no other thread or process uses yet.
+pub unsafe fn init_stamps(stamps: NonNull<AtomicU64>, slots: u64) {
+    for i in 0..slots {
+        // SAFETY: `i < slots`, inside the array per the contract. The value is written in
+        // place (the memory may be fresh, zeroed bytes of a segment) rather than stored
+        // through a reference, so it is initialised whatever it held.
+        unsafe { stamps.as_ptr().add(i as usize).write(AtomicU64::new(i)) };
+    }
+}
+
+/// Where the ring lives: control block, stamps and slots.
+#[derive(Debug, Clone, Copy)]
+struct Ring {
+    ctrl: NonNull<MpmcControl>,
+    stamps: NonNull<AtomicU64>,
+    data: NonNull<u8>,
+    slots: u64,
+    slot_size: u64,
+}
+
+impl Ring {
+    /// # Safety
+    /// See [`Producer::attach`].
+    unsafe fn new(
+        ctrl: NonNull<MpmcControl>,
+        stamps: NonNull<AtomicU64>,
+        data: NonNull<u8>,
+        slots: u64,
+        slot_size: u64,
+    ) -> Result<Ring> {
+        validate_geometry(slots, slot_size)?;
+        debug_assert_eq!(data.as_ptr() as usize % 8, 0);
+        Ok(Ring {
+            ctrl,
+            stamps,
+            data,
+            slots,
+            slot_size,
+        })
+    }
+
+    fn ctrl(&self) -> &MpmcControl {
+        // SAFETY: valid per `Ring::new`'s contract; `MpmcControl` holds only atomics, so a
+        // shared reference is sound while other processes write it.
+        unsafe { self.ctrl.as_ref() }
+    }
+
+    fn mask(&self) -> u64 {
+        self.slots - 1
+    }
+
+    /// The stamp of the slot of position `pos`.
+    fn stamp(&self, pos: u64) -> &AtomicU64 {
+        let i = (pos & self.mask()) as usize;
+        // SAFETY: `i < slots` (masked), inside the stamp array that `Ring::new`'s contract keeps
+        // valid; the stamps are atomics, shareable with writers in other processes.
+        unsafe { &*self.stamps.as_ptr().add(i) }
+    }
+
+    /// The start (length word) of the slot of position `pos`.
+    fn slot(&self, pos: u64) -> *mut u8 {
+        let i = pos & self.mask();
+        // SAFETY: `i < slots`, so `i * stride + stride <= data_len`, inside the data area that
+        // `Ring::new`'s contract keeps valid.
+        unsafe {
+            self.data
+                .as_ptr()
+                .add((i * slot_stride(self.slot_size)) as usize)
+        }
+    }
+
+    /// Checks the congruence invariant of a stamp read for position `pos` (module docs).
+    fn check_stamp(&self, pos: u64, stamp: u64) -> Result<()> {
+        let m = self.mask();
+        let (s, st) = (pos & m, stamp & m);
+        if st != s && st != (s + 1) & m {
+            return Err(Error::Corrupted("slot stamp does not belong to its slot"));
+        }
+        Ok(())
+    }
+}
+
+/// A slot claimed by a producer: its `pos`ition and room for `capacity` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The claimed position.
+    pub pos: u64,
+    /// Bytes the caller asked for (at most the slot size).
+    pub capacity: usize,
+}
+
+/// A message claimed by a consumer: its `pos`ition and payload `len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    /// The claimed position.
+    pub pos: u64,
+    /// Payload length in bytes.
+    pub len: usize,
+}
+
+/// A producing end of an MPMC ring (one per producer; any number may share a ring).
+#[derive(Debug)]
+pub struct Producer {
+    ring: Ring,
+}
+
+// SAFETY: the pointers lead to memory that `Producer::attach`'s contract keeps valid; all
+// shared state is reached through atomics, and slot bytes only while the stamp protocol gives
+// them to this producer alone.
+unsafe impl Send for Producer {}
+
+impl Producer {
+    /// Attaches to a ring as one of its producers. Does not count itself in: call
+    /// [`MpmcControl::join_sender`] (and `leave_sender` when done) for disconnect detection.
+    ///
+    /// # Safety
+    /// `ctrl`, `slots` stamps at `stamps`, and [`data_len`]`(slots, slot_size)` bytes at `data`
+    /// (8-aligned) stay valid for reads and writes as long as the producer lives, and every
+    /// participant uses the same geometry.
+    pub unsafe fn attach(
+        ctrl: NonNull<MpmcControl>,
+        stamps: NonNull<AtomicU64>,
+        data: NonNull<u8>,
+        slots: u64,
+        slot_size: u64,
+    ) -> Result<Self> {
+        // SAFETY: forwarded from this function's contract.
+        let ring = unsafe { Ring::new(ctrl, stamps, data, slots, slot_size)? };
+        Ok(Producer { ring })
+    }
+
+    /// The largest message (the slot size).
+    pub fn max_message(&self) -> usize {
+        self.ring.slot_size as usize
+    }
+
+    /// The number of slots.
+    pub fn slots(&self) -> u64 {
+        self.ring.slots
+    }
+
+    /// The control block (for joining, leaving and display).
+    pub fn control(&self) -> &MpmcControl {
+        self.ring.ctrl()
+    }
+
+    /// Claims a slot for a message of up to `len` bytes.
+    ///
+    /// `Err(Full)`: no free slot now. `Err(TooLarge)`: larger than a slot. `Err(Disconnected)`:
+    /// every consumer left. The claim must be ended by [`commit`](Self::commit) or
+    /// [`abandon`](Self::abandon), or consumers stall at it.
+    pub fn try_reserve(&mut self, len: usize) -> Result<Grant> {
+        let max = self.max_message();
+        if len > max {
+            return Err(Error::TooLarge { size: len, max });
+        }
+        let ctrl = self.ring.ctrl();
+        if ctrl.receivers_gone() {
+            return Err(Error::Disconnected);
+        }
+        // Relaxed: the position only names a candidate; the stamp's Acquire load below is what
+        // orders our use of the slot after its previous consumer.
+        let mut pos = ctrl.tail.load(Ordering::Relaxed);
+        for _ in 0..MAX_STEPS {
+            // Acquire: pairs with the Release store of the stamp in `Consumer::release` (the
+            // previous lap's consumer is done reading) and in `commit` (another producer's claim
+            // of `pos` is visible, see the module invariants).
+            let stamp = self.ring.stamp(pos).load(Ordering::Acquire);
+            self.ring.check_stamp(pos, stamp)?;
+            let diff = stamp.wrapping_sub(pos) as i64;
+            if diff == 0 {
+                // Relaxed: the slot was handed over by the stamp; the CAS only arbitrates
+                // between producers.
+                match ctrl.tail.compare_exchange(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(Grant { pos, capacity: len }),
+                    Err(now) => pos = now,
+                }
+            } else if diff < 0 {
+                return Err(Error::Full);
+            } else {
+                let now = ctrl.tail.load(Ordering::Relaxed);
+                if now == pos {
+                    return Err(Error::Corrupted("slot stamp is ahead of the tail"));
+                }
+                pos = now;
+            }
+        }
+        Err(Error::Full)
+    }
+
+    /// A pointer to the payload bytes of `grant`, for the caller to fill (`capacity` bytes).
+    pub fn payload(&self, grant: &Grant) -> *mut u8 {
+        // SAFETY: the payload follows the 8-byte length word inside the slot.
+        unsafe { self.ring.slot(grant.pos).add(SLOT_HEADER as usize) }
+    }
+
+    /// Publishes the first `len` bytes of `grant` as one message.
+    ///
+    /// # Panics
+    /// If `len > grant.capacity`: a bug in the caller, not in the peer.
+    pub fn commit(&mut self, grant: Grant, len: usize) {
+        assert!(
+            len <= grant.capacity,
+            "commit of {len} bytes into a reservation of {}",
+            grant.capacity
+        );
+        self.publish(grant.pos, len as u64);
+    }
+
+    /// Gives a claimed slot up: consumers skip it.
+    pub fn abandon(&mut self, grant: Grant) {
+        self.publish(grant.pos, SKIP);
+    }
+
+    fn publish(&mut self, pos: u64, len: u64) {
+        // SAFETY: the slot start is 8-aligned and inside the data area; we own the slot (stamp
+        // protocol) until the Release store below.
+        unsafe { store_word(self.ring.slot(pos).cast(), len) };
+        // Release: pairs with the Acquire load of the stamp in `Consumer::try_peek`: length and
+        // payload are visible before the slot is seen as written.
+        self.ring
+            .stamp(pos)
+            .store(pos.wrapping_add(1), Ordering::Release);
+    }
+
+    /// True if the slot at `tail` looks free now: a hint that another sleeping producer should
+    /// be woken after this one claimed a slot (see the channel layer's wake passing).
+    pub fn room(&self) -> bool {
+        let pos = self.ring.ctrl().tail.load(Ordering::Relaxed);
+        self.ring.stamp(pos).load(Ordering::Relaxed) == pos
+    }
+}
+
+/// A consuming end of an MPMC ring (one per consumer; any number may share a ring).
+#[derive(Debug)]
+pub struct Consumer {
+    ring: Ring,
+}
+
+// SAFETY: as for `Producer`.
+unsafe impl Send for Consumer {}
+
+impl Consumer {
+    /// Attaches to a ring as one of its consumers. Does not count itself in: call
+    /// [`MpmcControl::join_receiver`] (and `leave_receiver`).
+    ///
+    /// # Safety
+    /// As for [`Producer::attach`].
+    pub unsafe fn attach(
+        ctrl: NonNull<MpmcControl>,
+        stamps: NonNull<AtomicU64>,
+        data: NonNull<u8>,
+        slots: u64,
+        slot_size: u64,
+    ) -> Result<Self> {
+        // SAFETY: forwarded from this function's contract.
+        let ring = unsafe { Ring::new(ctrl, stamps, data, slots, slot_size)? };
+        Ok(Consumer { ring })
+    }
+
+    /// The largest message (the slot size).
+    pub fn max_message(&self) -> usize {
+        self.ring.slot_size as usize
+    }
+
+    /// The control block (for joining, leaving and display).
+    pub fn control(&self) -> &MpmcControl {
+        self.ring.ctrl()
+    }
+
+    /// Claims the next message. It stays this consumer's until [`release`](Self::release).
+    ///
+    /// `Err(Empty)`: nothing now (or the producer of the next position has not committed yet).
+    /// `Err(Disconnected)`: every producer left and the ring is drained. `Err(Corrupted)`: a
+    /// stamp, position or length no honest peer writes.
+    pub fn try_peek(&mut self) -> Result<Frame> {
+        let ring = self.ring;
+        let ctrl = ring.ctrl();
+        let mut looked_again = false;
+        // Relaxed: as in `Producer::try_reserve`, the stamp carries the ordering.
+        let mut pos = ctrl.head.load(Ordering::Relaxed);
+        for _ in 0..MAX_STEPS {
+            // Acquire: pairs with the Release store of the stamp in `Producer::publish`.
+            let stamp = self.ring.stamp(pos).load(Ordering::Acquire);
+            self.ring.check_stamp(pos, stamp)?;
+            let diff = stamp.wrapping_sub(pos.wrapping_add(1)) as i64;
+            if diff == 0 {
+                match ctrl.head.compare_exchange(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the slot start is 8-aligned and inside the data area; the
+                        // producer wrote the word before its Release store that we acquired.
+                        let len = unsafe { load_word(self.ring.slot(pos).cast()) };
+                        if len == SKIP {
+                            self.free(pos);
+                            pos = pos.wrapping_add(1);
+                            continue;
+                        }
+                        if len > self.ring.slot_size {
+                            // Give the slot back so that the ring does not stall on it.
+                            self.free(pos);
+                            return Err(Error::Corrupted("message length exceeds the slot size"));
+                        }
+                        return Ok(Frame {
+                            pos,
+                            len: len as usize,
+                        });
+                    }
+                    Err(now) => pos = now,
+                }
+            } else if diff < 0 {
+                if looked_again || !ctrl.senders_gone() {
+                    return Err(if looked_again {
+                        Error::Disconnected
+                    } else {
+                        Error::Empty
+                    });
+                }
+                // Every producer left; their last commits come before their Release leave,
+                // which `senders_gone` acquired: one more look sees them.
+                looked_again = true;
+                pos = ctrl.head.load(Ordering::Relaxed);
+            } else {
+                let now = ctrl.head.load(Ordering::Relaxed);
+                if now == pos {
+                    return Err(Error::Corrupted("slot stamp is ahead of the head"));
+                }
+                pos = now;
+            }
+        }
+        Err(Error::Empty)
+    }
+
+    /// A pointer to the payload of `frame` (`frame.len` bytes).
+    pub fn payload(&self, frame: &Frame) -> *const u8 {
+        // SAFETY: the payload follows the 8-byte length word inside the slot.
+        unsafe { self.ring.slot(frame.pos).add(SLOT_HEADER as usize) }
+    }
+
+    /// Frees the slot of `frame` (the one [`try_peek`](Self::try_peek) returned) for the
+    /// producer one lap later.
+    pub fn release(&mut self, frame: Frame) {
+        self.free(frame.pos);
+    }
+
+    fn free(&mut self, pos: u64) {
+        // Release: pairs with the Acquire load of the stamp in `Producer::try_reserve`: we are
+        // done reading the slot before the next lap's producer may overwrite it.
+        self.ring
+            .stamp(pos)
+            .store(pos.wrapping_add(self.ring.slots), Ordering::Release);
+    }
+
+    /// True if the message at `head` looks ready now: a hint that another sleeping consumer
+    /// should be woken after this one claimed a message (see the channel layer's wake passing).
+    pub fn more(&self) -> bool {
+        let pos = self.ring.ctrl().head.load(Ordering::Relaxed);
+        self.ring.stamp(pos).load(Ordering::Relaxed) == pos.wrapping_add(1)
+    }
+}
+
+#[cfg(all(test, not(shmring_loom)))]
+mod tests {
+    use super::*;
+
+    /// A ring on the heap, for tests.
+    struct Heap {
+        ctrl: Box<MpmcControl>,
+        stamps: Box<[AtomicU64]>,
+        data: Vec<u64>,
+        slots: u64,
+        slot_size: u64,
+    }
+
+    impl Heap {
+        fn new(slots: u64, slot_size: u64) -> Heap {
+            let stamps: Box<[AtomicU64]> = (0..slots).map(AtomicU64::new).collect();
+            Heap {
+                ctrl: Box::new(MpmcControl::new()),
+                stamps,
+                data: vec![0; (data_len(slots, slot_size) / 8) as usize],
+                slots,
+                slot_size,
+            }
+        }
+        fn parts(&mut self) -> (NonNull<MpmcControl>, NonNull<AtomicU64>, NonNull<u8>) {
+            (
+                NonNull::from(&*self.ctrl),
+                NonNull::new(self.stamps.as_ptr().cast_mut()).unwrap(),
+                NonNull::new(self.data.as_mut_ptr().cast()).unwrap(),
+            )
+        }
+        fn producer(&mut self) -> Producer {
+            let (c, s, d) = self.parts();
+            // SAFETY: the heap ring outlives the handle in every test.
+            unsafe { Producer::attach(c, s, d, self.slots, self.slot_size) }.unwrap()
+        }
+        fn consumer(&mut self) -> Consumer {
+            let (c, s, d) = self.parts();
+            // SAFETY: as in `producer`.
+            unsafe { Consumer::attach(c, s, d, self.slots, self.slot_size) }.unwrap()
+        }
+    }
+
+    fn send(p: &mut Producer, msg: &[u8]) -> Result<()> {
+        let g = p.try_reserve(msg.len())?;
+        // SAFETY: the grant has room for `msg.len()` bytes that we own until commit.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), p.payload(&g), msg.len()) };
+        p.commit(g, msg.len());
+        Ok(())
+    }
+
+    fn recv(c: &mut Consumer) -> Result<Vec<u8>> {
+        let f = c.try_peek()?;
+        // SAFETY: the frame is ours until release and was validated to fit its slot.
+        let v = unsafe { std::slice::from_raw_parts(c.payload(&f), f.len) }.to_vec();
+        c.release(f);
+        Ok(v)
+    }
+
+    #[test]
+    fn fifo_full_empty_and_wrap() {
+        let mut h = Heap::new(4, 20);
+        let mut p = h.producer();
+        let mut c = h.consumer();
+        assert!(matches!(c.try_peek(), Err(Error::Empty)));
+        for round in 0..10u8 {
+            for i in 0..4u8 {
+                send(&mut p, &vec![round ^ i; i as usize * 5]).unwrap();
+            }
+            assert!(matches!(send(&mut p, b"x"), Err(Error::Full)));
+            for i in 0..4u8 {
+                assert_eq!(recv(&mut c).unwrap(), vec![round ^ i; i as usize * 5]);
+            }
+            assert!(matches!(c.try_peek(), Err(Error::Empty)));
+        }
+        assert!(matches!(
+            p.try_reserve(21),
+            Err(Error::TooLarge { size: 21, max: 20 })
+        ));
+    }
+
+    #[test]
+    fn abandoned_reservation_is_skipped() {
+        let mut h = Heap::new(2, 8);
+        let mut p = h.producer();
+        let mut c = h.consumer();
+        let g = p.try_reserve(8).unwrap();
+        p.abandon(g);
+        send(&mut p, b"after").unwrap();
+        assert_eq!(recv(&mut c).unwrap(), b"after");
+        assert!(matches!(c.try_peek(), Err(Error::Empty)));
+    }
+
+    #[test]
+    fn out_of_order_commits_are_delivered_in_position_order() {
+        let mut h = Heap::new(4, 8);
+        let mut p1 = h.producer();
+        let mut p2 = h.producer();
+        let mut c = h.consumer();
+        let g1 = p1.try_reserve(1).unwrap();
+        let g2 = p2.try_reserve(1).unwrap();
+        p2.commit(g2, 0);
+        assert!(matches!(c.try_peek(), Err(Error::Empty)));
+        assert!(!c.more());
+        p1.commit(g1, 0);
+        assert!(c.more());
+        assert_eq!(c.try_peek().unwrap().pos, 0);
+        assert_eq!(c.try_peek().unwrap().pos, 1);
+    }
+
+    #[test]
+    fn disconnect_both_ways() {
+        let mut h = Heap::new(4, 8);
+        let mut p = h.producer();
+        let mut c = h.consumer();
+        p.control().join_sender();
+        c.control().join_receiver();
+        send(&mut p, b"last").unwrap();
+        p.control().leave_sender();
+        assert_eq!(recv(&mut c).unwrap(), b"last");
+        assert!(matches!(c.try_peek(), Err(Error::Disconnected)));
+        c.control().leave_receiver();
+        assert!(matches!(p.try_reserve(1), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn threads_exactly_once_in_order_per_producer() {
+        const PER: u64 = 50_000;
+        let mut h = Heap::new(64, 16);
+        let producers: Vec<_> = (0..3).map(|_| h.producer()).collect();
+        let consumers: Vec<_> = (0..3).map(|_| h.consumer()).collect();
+        for p in &producers {
+            p.control().join_sender();
+        }
+        for c in &consumers {
+            c.control().join_receiver();
+        }
+        let seen = std::thread::scope(|s| {
+            for (id, mut p) in producers.into_iter().enumerate() {
+                s.spawn(move || {
+                    for seq in 0..PER {
+                        let mut msg = [0u8; 16];
+                        msg[..8].copy_from_slice(&(id as u64).to_le_bytes());
+                        msg[8..].copy_from_slice(&seq.to_le_bytes());
+                        loop {
+                            match send(&mut p, &msg) {
+                                Ok(()) => break,
+                                Err(Error::Full) => std::thread::yield_now(),
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    }
+                    p.control().leave_sender();
+                });
+            }
+            let handles: Vec<_> = consumers
+                .into_iter()
+                .map(|mut c| {
+                    s.spawn(move || {
+                        let mut last = [None::<u64>; 3];
+                        let mut n = 0u64;
+                        loop {
+                            match recv(&mut c) {
+                                Ok(m) => {
+                                    let id = u64::from_le_bytes(m[..8].try_into().unwrap());
+                                    let seq = u64::from_le_bytes(m[8..].try_into().unwrap());
+                                    let l = &mut last[id as usize];
+                                    assert!(l.is_none_or(|l| l < seq), "out of order");
+                                    *l = Some(seq);
+                                    n += 1;
+                                }
+                                Err(Error::Empty) => std::thread::yield_now(),
+                                Err(Error::Disconnected) => return n,
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(seen, 3 * PER);
+    }
+
+    /// Scribbles random values over stamps, lengths and positions: every call must return
+    /// `Ok` with a frame inside the ring, or an error; never panic or loop for ever.
+    #[test]
+    fn scribbled_control_words_never_panic() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for round in 0..2000 {
+            let mut h = Heap::new(8, 24);
+            let mut p = h.producer();
+            let mut c = h.consumer();
+            for i in 0..(round % 9) {
+                let _ = send(&mut p, &[i as u8; 3]);
+            }
+            // Scribble: sometimes a plausible value, sometimes any.
+            for _ in 0..(1 + next() % 4) {
+                let r = next();
+                let v = if r % 3 == 0 { next() % 20 } else { next() };
+                match r % 4 {
+                    0 => h.stamps[(next() % 8) as usize].store(v, Ordering::Relaxed),
+                    1 => h.data[((next() % 8) * slot_stride(24) / 8) as usize] = v,
+                    2 => h.ctrl.head.store(v, Ordering::Relaxed),
+                    _ => h.ctrl.tail.store(v, Ordering::Relaxed),
+                }
+            }
+            for _ in 0..20 {
+                match c.try_peek() {
+                    Ok(f) => {
+                        assert!(f.len <= 24);
+                        // SAFETY: validated frame of our heap ring.
+                        let _ = unsafe { std::slice::from_raw_parts(c.payload(&f), f.len) };
+                        c.release(f);
+                    }
+                    Err(Error::Empty | Error::Corrupted(_)) => {}
+                    Err(e) => panic!("unexpected {e}"),
+                }
+                match send(&mut p, b"abc") {
+                    Ok(()) | Err(Error::Full | Error::Corrupted(_)) => {}
+                    Err(e) => panic!("unexpected {e}"),
+                }
+                let _ = c.more();
+                let _ = p.room();
+            }
+        }
+    }
+}
