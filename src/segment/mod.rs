@@ -13,6 +13,7 @@
 //! file; the kernel drops it when the process dies, however it dies. The other side asks with
 //! `F_OFD_GETLK`. The same lock makes a side exclusive: a second live sender cannot take it.
 
+pub mod fd_passing;
 mod header;
 pub mod inspect;
 mod name;
@@ -78,15 +79,7 @@ impl Segment {
     /// Fails with an `Io` error of kind `AlreadyExists` if the name is taken.
     pub fn create(name: &str, id: &Identity, mode: u32) -> Result<Segment> {
         let name = normalize_name(name)?;
-        let len = usize::try_from(id.total_len)
-            .ok()
-            .filter(|&l| l >= HEADER_LEN)
-            .ok_or_else(|| {
-                Error::Incompatible(format!(
-                    "segment length {} is too small or too large",
-                    id.total_len
-                ))
-            })?;
+        let len = segment_len(id)?;
         let fd = shm_open(
             name.as_str(),
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
@@ -123,7 +116,76 @@ impl Segment {
             len,
             unlink_on_drop: true,
         };
-        let h = seg.header();
+        seg.write_identity(id);
+        Ok(seg)
+    }
+
+    /// Creates an anonymous segment: a memfd with no name in /dev/shm, sealed against
+    /// shrinking and growing (`F_SEAL_SHRINK | F_SEAL_GROW`) so that no holder of the descriptor
+    /// can truncate it under another's mapping (no SIGBUS). Share it by passing
+    /// [`fd`](Self::fd) over a Unix socket ([`fd_passing::send_fd`]); the other side opens it with
+    /// [`from_fd`](Self::from_fd). It disappears when the last descriptor and mapping go.
+    pub fn create_anonymous(label: &str, id: &Identity) -> Result<Segment> {
+        use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+        use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+        let len = segment_len(id)?;
+        let cname =
+            std::ffi::CString::new(format!("shmring:{label}")).map_err(|_| Error::InvalidName {
+                name: label.to_owned(),
+                reason: "the label contains a NUL byte",
+            })?;
+        let name = format!("memfd:{label}");
+        let fd = memfd_create(
+            &cname,
+            MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+        )
+        .map_err(|e| Error::io(format!("memfd_create {name}"), e))?;
+        let file = size_and_reserve(fd, len, &name)?;
+        fcntl(
+            file.as_raw_fd(),
+            FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW),
+        )
+        .map_err(|e| Error::io(format!("F_ADD_SEALS on {name}"), e))?;
+        let map = map(&file, len, &name)?;
+        let seg = Segment {
+            name,
+            file,
+            map,
+            len,
+            unlink_on_drop: false,
+        };
+        seg.write_identity(id);
+        Ok(seg)
+    }
+
+    /// Opens a segment from a descriptor received from another process (see
+    /// [`create_anonymous`](Self::create_anonymous)). The descriptor must be a memfd sealed
+    /// against shrinking: a file that its sender could truncate would crash this process with
+    /// SIGBUS on the next access, so it is refused.
+    pub fn from_fd(fd: OwnedFd, timeout: Duration) -> Result<Segment> {
+        use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+        let name = format!("descriptor {}", fd.as_raw_fd());
+        let seals = fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).map_err(|_| {
+            Error::Incompatible(format!(
+                "{name} is not a memfd: only sealed anonymous segments can be opened from a descriptor"
+            ))
+        })?;
+        if !SealFlag::from_bits_truncate(seals).contains(SealFlag::F_SEAL_SHRINK) {
+            return Err(Error::Incompatible(format!(
+                "{name} is not sealed against shrinking (F_SEAL_SHRINK): its sender could truncate it under our mapping"
+            )));
+        }
+        Self::from_file(File::from(fd), name, timeout)
+    }
+
+    /// The segment's file descriptor, to pass to another process (SCM_RIGHTS).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.file.as_fd()
+    }
+
+    fn write_identity(&self, id: &Identity) {
+        let h = self.header();
         h.version.store(VERSION, Ordering::Relaxed);
         h.ring_kind.store(id.ring_kind.to_raw(), Ordering::Relaxed);
         h.wait.store(id.wait, Ordering::Relaxed);
@@ -139,7 +201,6 @@ impl Segment {
         // The magic goes last before `init`: an opener that sees a non-zero wrong magic knows at
         // once that the file is not ours.
         h.magic.store(MAGIC, Ordering::Relaxed);
-        Ok(seg)
     }
 
     /// Marks the segment fully initialised. Everything written before is visible to an opener
@@ -155,7 +216,11 @@ impl Segment {
         let name = normalize_name(name)?;
         let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty())
             .map_err(|e| Error::io(format!("shm_open {name}"), e))?;
-        let file = File::from(fd);
+        Self::from_file(File::from(fd), name, timeout)
+    }
+
+    /// The checks of [`open`](Self::open) on a file already open.
+    fn from_file(file: File, name: String, timeout: Duration) -> Result<Segment> {
         let deadline = Instant::now() + timeout;
         // The creator may not have sized the file yet: wait for at least a header.
         let len = loop {
@@ -317,6 +382,19 @@ impl Drop for Segment {
             let _ = shm_unlink(self.name.as_str());
         }
     }
+}
+
+/// The length of a segment with identity `id`, checked to hold at least a header.
+fn segment_len(id: &Identity) -> Result<usize> {
+    usize::try_from(id.total_len)
+        .ok()
+        .filter(|&l| l >= HEADER_LEN)
+        .ok_or_else(|| {
+            Error::Incompatible(format!(
+                "segment length {} is too small or too large",
+                id.total_len
+            ))
+        })
 }
 
 fn flock(kind: libc::c_short, byte: i64) -> libc::flock {

@@ -95,25 +95,32 @@ fn attach_segment(
             }
         }
     };
-    let snap = seg.header().snapshot();
-    let found = RingKind::from_raw(snap.ring_kind)
-        .ok_or(Error::Corrupted("unknown ring kind in header"))?;
-    if found != kind {
-        return Err(Error::Incompatible(format!(
-            "{} holds an {} ring; open it with shmring::{}",
-            seg.name(),
-            found.as_str(),
-            found.as_str()
-        )));
+    Attached::check(seg, created, kind)
+}
+
+impl Attached {
+    /// Checks that `seg` holds a `kind` ring with a known wait strategy.
+    fn check(seg: Segment, created: bool, kind: RingKind) -> Result<Attached> {
+        let snap = seg.header().snapshot();
+        let found = RingKind::from_raw(snap.ring_kind)
+            .ok_or(Error::Corrupted("unknown ring kind in header"))?;
+        if found != kind {
+            return Err(Error::Incompatible(format!(
+                "{} holds an {} ring; open it with shmring::{}",
+                seg.name(),
+                found.as_str(),
+                found.as_str()
+            )));
+        }
+        let wait =
+            Wait::from_raw(snap.wait).ok_or(Error::Corrupted("unknown wait strategy in header"))?;
+        Ok(Attached {
+            seg,
+            created,
+            snap,
+            wait,
+        })
     }
-    let wait =
-        Wait::from_raw(snap.wait).ok_or(Error::Corrupted("unknown wait strategy in header"))?;
-    Ok(Attached {
-        seg,
-        created,
-        snap,
-        wait,
-    })
 }
 
 /// The two events of a channel: the receivers sleep on `READABLE`, the senders on `WRITABLE`.

@@ -26,10 +26,13 @@
 //! The receiver sleeps on `readable`, the sender on `writable`.
 
 use std::ops::{Deref, DerefMut};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use super::{attach_segment, deadline, init_events, Attach, Events, Link, READABLE, WRITABLE};
+use super::{
+    attach_segment, deadline, init_events, Attach, Attached, Events, Link, READABLE, WRITABLE,
+};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ring::layout::align_up;
@@ -73,13 +76,34 @@ struct Placed {
 
 /// Creates and/or opens the segment `name` and takes side `side` of it.
 fn place(name: &str, cfg: &Config, side: usize, how: Attach) -> Result<Placed> {
+    let attached = attach_segment(name, cfg, how, RingKind::Spsc, |name, cfg| {
+        create(Some(name), cfg)
+    })?;
+    take_side(attached, cfg, side)
+}
+
+/// Creates an anonymous (memfd) segment and takes side `side` of it.
+fn place_anonymous(cfg: &Config, side: usize) -> Result<Placed> {
+    let seg = create(None, cfg)?;
+    take_side(Attached::check(seg, true, RingKind::Spsc)?, cfg, side)
+}
+
+/// Opens a segment from a received descriptor and takes side `side` of it.
+fn place_fd(fd: OwnedFd, cfg: &Config, side: usize) -> Result<Placed> {
+    let seg = Segment::from_fd(fd, cfg.open_timeout)?;
+    take_side(Attached::check(seg, false, RingKind::Spsc)?, cfg, side)
+}
+
+/// Validates the SPSC layout of an attached segment, takes side `side` (publishing the segment
+/// if we made it) and finds the ring's parts.
+fn take_side(attached: Attached, cfg: &Config, side: usize) -> Result<Placed> {
     let peer = 1 - side;
-    let super::Attached {
+    let Attached {
         seg,
         created,
         snap,
         wait,
-    } = attach_segment(name, cfg, how, RingKind::Spsc, create)?;
+    } = attached;
     ring::validate_capacity(snap.capacity)?;
     let layout = Layout::new(snap.capacity);
     if snap.data_offset != layout.data || snap.total_len != layout.total {
@@ -121,22 +145,23 @@ fn place(name: &str, cfg: &Config, side: usize, how: Attach) -> Result<Placed> {
     })
 }
 
-/// Creates the segment and lays out an empty ring in it (not yet published).
-fn create(name: &str, cfg: &Config) -> Result<Segment> {
+/// Creates the segment `name` (an anonymous one for `None`) and lays out an empty ring in it
+/// (not yet published).
+fn create(name: Option<&str>, cfg: &Config) -> Result<Segment> {
     let cap = cfg.capacity_bytes();
     let layout = Layout::new(cap);
-    let mut seg = Segment::create(
-        name,
-        &Identity {
-            ring_kind: RingKind::Spsc,
-            wait: cfg.wait.to_raw(),
-            capacity: cap,
-            slot_size: 0,
-            data_offset: layout.data,
-            total_len: layout.total,
-        },
-        cfg.mode,
-    )?;
+    let id = Identity {
+        ring_kind: RingKind::Spsc,
+        wait: cfg.wait.to_raw(),
+        capacity: cap,
+        slot_size: 0,
+        data_offset: layout.data,
+        total_len: layout.total,
+    };
+    let mut seg = match name {
+        Some(name) => Segment::create(name, &id, cfg.mode)?,
+        None => Segment::create_anonymous("spsc", &id)?,
+    };
     seg.set_unlink_on_drop(!cfg.persist);
     let ctrl = seg.at(layout.ctrl, std::mem::size_of::<SpscControl>() as u64)?;
     let events = seg.at(layout.events, std::mem::size_of::<Events>() as u64)?;
@@ -203,8 +228,40 @@ impl Sender {
         Self::attach(name, &cfg, Attach::CreateOrOpen)
     }
 
+    /// Creates an anonymous segment (a sealed memfd, no name in /dev/shm) and attaches as its
+    /// sender. Hand [`segment_fd`](Self::segment_fd) to the receiving process over a Unix
+    /// socket ([`send_fd`](crate::segment::fd_passing::send_fd)); it opens it with
+    /// [`Receiver::from_fd`]. Nothing is left behind when both processes are gone.
+    ///
+    /// ```
+    /// use shmring::{spsc, Config};
+    /// let mut tx = spsc::Sender::create_anonymous(Config::default().capacity(4096))?;
+    /// // Normally received over a socket by another process:
+    /// let fd = tx.segment_fd().try_clone_to_owned().unwrap();
+    /// let mut rx = spsc::Receiver::from_fd(fd, Config::default())?;
+    /// tx.send(b"no name in /dev/shm")?;
+    /// assert_eq!(&*rx.recv()?, b"no name in /dev/shm");
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn create_anonymous(cfg: Config) -> Result<Sender> {
+        Self::finish(place_anonymous(&cfg, SENDER)?)
+    }
+
+    /// Opens an anonymous segment received as a descriptor, as its sender.
+    pub fn from_fd(fd: OwnedFd, cfg: Config) -> Result<Sender> {
+        Self::finish(place_fd(fd, &cfg, SENDER)?)
+    }
+
+    /// The segment's descriptor, to pass to the peer (see [`create_anonymous`](Self::create_anonymous)).
+    pub fn segment_fd(&self) -> BorrowedFd<'_> {
+        self.placed.link.seg.fd()
+    }
+
     fn attach(name: &str, cfg: &Config, how: Attach) -> Result<Sender> {
-        let placed = place(name, cfg, SENDER, how)?;
+        Self::finish(place(name, cfg, SENDER, how)?)
+    }
+
+    fn finish(placed: Placed) -> Result<Sender> {
         // SAFETY: `ctrl` and `data .. data + cap` lie in the mapping that `placed` owns and
         // keeps alive as long as the producer; the side lock makes us the only producer.
         let producer = unsafe { Producer::attach(placed.ctrl, placed.data, placed.cap)? };
@@ -474,9 +531,28 @@ impl Receiver {
         Self::attach(name, &cfg, Attach::CreateOrOpen)
     }
 
+    /// Creates an anonymous segment (a sealed memfd) and attaches as its receiver; see
+    /// [`Sender::create_anonymous`].
+    pub fn create_anonymous(cfg: Config) -> Result<Receiver> {
+        Self::finish(place_anonymous(&cfg, RECEIVER)?)
+    }
+
+    /// Opens an anonymous segment received as a descriptor, as its receiver.
+    pub fn from_fd(fd: OwnedFd, cfg: Config) -> Result<Receiver> {
+        Self::finish(place_fd(fd, &cfg, RECEIVER)?)
+    }
+
+    /// The segment's descriptor, to pass to the peer.
+    pub fn segment_fd(&self) -> BorrowedFd<'_> {
+        self.placed.link.seg.fd()
+    }
+
     fn attach(name: &str, cfg: &Config, how: Attach) -> Result<Receiver> {
-        let placed = place(name, cfg, RECEIVER, how)?;
-        // SAFETY: as in `Sender::attach`, for the consumer's end.
+        Self::finish(place(name, cfg, RECEIVER, how)?)
+    }
+
+    fn finish(placed: Placed) -> Result<Receiver> {
+        // SAFETY: as in `Sender::finish`, for the consumer's end.
         let consumer = unsafe { Consumer::attach(placed.ctrl, placed.data, placed.cap)? };
         Ok(Receiver { consumer, placed })
     }
