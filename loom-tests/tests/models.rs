@@ -48,7 +48,7 @@ struct Spsc {
 }
 
 // SAFETY: the data bytes are reached only through the ring's protocol (raw pointers, handed
-// from producer to consumer by the loom-tracked positions); everything else is atomic.
+// from producer to consumer by the loom-tracked header words); everything else is atomic.
 unsafe impl Sync for Spsc {}
 // SAFETY: as above.
 unsafe impl Send for Spsc {}
@@ -136,6 +136,30 @@ fn spsc_three_messages_wrap_around() {
     });
 }
 
+/// Five messages of mixed sizes through the 64-byte ring: more than two laps, so the consumer
+/// reads header words that held payload or older headers in the lap before. It must only ever
+/// see the zero the producer left there or the new header (the invariant of `ring/spsc.rs`).
+#[test]
+fn spsc_two_laps_never_read_a_stale_header() {
+    // Bound 2: 2 s here; bound 3 also passes but takes 2 minutes.
+    model(2, || {
+        let r = Spsc::new();
+        let r2 = r.clone();
+        let sizes = [24usize, 8, 40, 16, 0];
+        let t = thread::spawn(move || {
+            let mut p = r2.producer();
+            for (i, &n) in sizes.iter().enumerate() {
+                r2.send(&mut p, &vec![i as u8 + 1; n]).unwrap();
+            }
+        });
+        let mut c = r.consumer();
+        for (i, &n) in sizes.iter().enumerate() {
+            assert_eq!(r.recv(&mut c).unwrap(), vec![i as u8 + 1; n]);
+        }
+        t.join().unwrap();
+    });
+}
+
 /// A reservation dropped without commit sends nothing, even when it published a wrap marker.
 #[test]
 fn spsc_reserve_without_commit() {
@@ -188,10 +212,10 @@ fn spsc_receiver_closes_while_sender_waits() {
             r2.writable.notify_all(W);
         });
         let mut p = r.producer();
-        // 56 bytes fill the ring; the next send waits until it sees the close.
-        let first = r.send(&mut p, &[0; 56]);
+        // 48 bytes (the largest message) fill the ring; the next send waits for the close.
+        let first = r.send(&mut p, &[0; 48]);
         assert!(matches!(first, Ok(()) | Err(Error::Disconnected)));
-        assert!(matches!(r.send(&mut p, &[0; 56]), Err(Error::Disconnected)));
+        assert!(matches!(r.send(&mut p, &[0; 48]), Err(Error::Disconnected)));
         t.join().unwrap();
     });
 }
