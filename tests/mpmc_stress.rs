@@ -187,61 +187,6 @@ fn mpmc_stress_semaphore() {
     run(Wait::Semaphore);
 }
 
-/// In-process throughput, 1 sender thread and 1 receiver thread, 64-byte messages, SPSC beside
-/// MPMC in the same run (medians of 5 runs). Not a benchmark (see shm-bench); a quick figure:
-/// `cargo test --release --test mpmc_stress -- --ignored --nocapture throughput`.
-#[test]
-#[ignore]
-fn throughput_1x1_spsc_vs_mpmc() {
-    const N: u64 = 2_000_000;
-    let msg = [7u8; 64];
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[v.len() / 2]
-    };
-    let (mut s_runs, mut m_runs) = (Vec::new(), Vec::new());
-    for run in 0..5 {
-        let name = format!("tp-spsc-{}-{run}", std::process::id());
-        let mut tx =
-            shmring::spsc::Sender::create(&name, Config::default().capacity(1 << 16)).unwrap();
-        let mut rx = shmring::spsc::Receiver::open(&name).unwrap();
-        let t = Instant::now();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                for _ in 0..N {
-                    tx.send(&msg).unwrap();
-                }
-            });
-            for _ in 0..N {
-                assert_eq!(rx.recv().unwrap().len(), 64);
-            }
-        });
-        s_runs.push(N as f64 / t.elapsed().as_secs_f64() / 1e6);
-
-        let name = format!("tp-mpmc-{}-{run}", std::process::id());
-        let cfg = Config::default().capacity(1024).slot_size(64);
-        let mut tx = mpmc::Sender::create(&name, cfg).unwrap();
-        let mut rx = mpmc::Receiver::open(&name).unwrap();
-        let t = Instant::now();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                for _ in 0..N {
-                    tx.send(&msg).unwrap();
-                }
-            });
-            for _ in 0..N {
-                assert_eq!(rx.recv().unwrap().len(), 64);
-            }
-        });
-        m_runs.push(N as f64 / t.elapsed().as_secs_f64() / 1e6);
-    }
-    eprintln!(
-        "1x1 64 B in-process: spsc {:.1} M msgs/s, mpmc {:.1} M msgs/s (medians of 5; runs {s_runs:.1?} / {m_runs:.1?})",
-        median(s_runs.clone()),
-        median(m_runs.clone())
-    );
-}
-
 /// A sender process that dies without closing: the receiver gets what it sent, then
 /// `PeerDead` (its count stays, and no live process holds a sender lock).
 #[test]
