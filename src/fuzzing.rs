@@ -14,7 +14,9 @@ use crate::transport::framing::{FramedReceiver, StreamKind};
 use crate::{spsc, Config};
 
 use crate::error::Error;
+use crate::ring::mpmc;
 use crate::ring::spsc::{Consumer, Producer, SpscControl};
+use crate::sync::atomic::AtomicU64;
 
 /// Builds an SPSC ring from `data` (the first bytes pick the capacity and the positions, the
 /// rest fill the ring's data area) and drives the consumer and producer over it. Panics only
@@ -130,6 +132,66 @@ pub fn frame_decode(data: &[u8]) {
             Ok(n) => assert!(n <= 1 << 16 && buf.len() == n, "frame over the limit"),
             Err(Error::Corrupted(_) | Error::Disconnected | Error::Empty) => return,
             Err(e) => panic!("unexpected error from the frame decoder: {e}"),
+        }
+    }
+}
+
+/// An MPMC ring built from `data`: the first bytes pick the geometry (2..=16 slots of 1..=64
+/// bytes) and the positions, then come the slot stamps and the slot bytes. A consumer and a
+/// producer are driven over it.
+pub fn mpmc_read(data: &[u8]) {
+    if data.len() < 18 {
+        return;
+    }
+    let slots = 2u64 << (data[0] % 4);
+    let slot_size = 1 + u64::from(data[1] % 64);
+    let head = u64::from_le_bytes(data[2..10].try_into().unwrap_or_default());
+    let tail = u64::from_le_bytes(data[10..18].try_into().unwrap_or_default());
+    let mut words = data[18..].chunks(8).map(|c| {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(w)
+    });
+    let stamps: Box<[AtomicU64]> = (0..slots)
+        .map(|i| AtomicU64::new(words.next().unwrap_or(i)))
+        .collect();
+    let mut slot_words = vec![0u64; (mpmc::data_len(slots, slot_size) / 8) as usize];
+    for (w, v) in slot_words.iter_mut().zip(words) {
+        *w = v;
+    }
+    let ctrl = mpmc::MpmcControl::with_positions(head, tail);
+    let parts = (
+        NonNull::from(&ctrl),
+        NonNull::new(stamps.as_ptr().cast_mut()).expect("boxed slice pointer"),
+        NonNull::new(slot_words.as_mut_ptr().cast::<u8>()).expect("vec pointer"),
+    );
+    // SAFETY: the control block, the stamps and the slot words (data_len bytes, 8-aligned)
+    // outlive both ends, which are dropped at the end of this function.
+    let ends = unsafe {
+        (
+            mpmc::Consumer::attach(parts.0, parts.1, parts.2, slots, slot_size),
+            mpmc::Producer::attach(parts.0, parts.1, parts.2, slots, slot_size),
+        )
+    };
+    if let Ok(mut consumer) = ends.0 {
+        for _ in 0..(2 * slots) {
+            match consumer.try_peek() {
+                Ok(frame) => {
+                    assert!(frame.len as u64 <= slot_size, "frame larger than its slot");
+                    consumer.release(frame);
+                }
+                Err(Error::Corrupted(_) | Error::Empty | Error::Disconnected) => break,
+                Err(e) => panic!("unexpected error from the MPMC read path: {e}"),
+            }
+        }
+    }
+    if let Ok(mut producer) = ends.1 {
+        for len in [0usize, 1, slot_size as usize] {
+            match producer.try_reserve(len) {
+                Ok(g) => producer.commit(g, len),
+                Err(Error::Full | Error::Corrupted(_) | Error::Disconnected) => {}
+                Err(e) => panic!("unexpected error from the MPMC write path: {e}"),
+            }
         }
     }
 }

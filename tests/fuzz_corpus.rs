@@ -32,6 +32,33 @@ fn frame_decode_corpus_replays_cleanly() {
 }
 
 #[test]
+fn mpmc_read_corpus_replays_cleanly() {
+    replay("mpmc_read", shmring::fuzzing::mpmc_read);
+}
+
+#[test]
+fn mpmc_read_random_inputs() {
+    let mut rng = Rng(17);
+    for _ in 0..20_000 {
+        let len = (rng.next() % 700) as usize;
+        let mut input: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        // Plausible positions and stamps often enough to reach the slot checks.
+        if len > 18 + 16 * 8 && rng.next() % 2 == 0 {
+            let head = rng.next() % 64;
+            let tail = head + rng.next() % 4;
+            input[2..10].copy_from_slice(&head.to_le_bytes());
+            input[10..18].copy_from_slice(&tail.to_le_bytes());
+            for i in 0..16u64 {
+                let stamp = head + i + rng.next() % 3;
+                input[18 + 8 * i as usize..26 + 8 * i as usize]
+                    .copy_from_slice(&stamp.to_le_bytes());
+            }
+        }
+        shmring::fuzzing::mpmc_read(&input);
+    }
+}
+
+#[test]
 fn spsc_read_random_inputs() {
     let mut rng = Rng(99);
     for _ in 0..50_000 {

@@ -109,6 +109,16 @@ impl MpmcControl {
         Self::default()
     }
 
+    /// A control block whose positions are already `head` and `tail` (for fuzzing and for
+    /// tests that start a ring in the middle of its life).
+    #[doc(hidden)]
+    pub fn with_positions(head: u64, tail: u64) -> Self {
+        let ctrl = Self::new();
+        ctrl.head.store(head, Ordering::Relaxed);
+        ctrl.tail.store(tail, Ordering::Relaxed);
+        ctrl
+    }
+
     /// Messages claimed by producers and not yet claimed by consumers (for display; two
     /// separate loads, so only approximate while the ring is busy).
     pub fn used(&self) -> u64 {
