@@ -26,19 +26,28 @@ fn fill(producer: u32, seq: u64, buf: &mut [u8]) {
 }
 
 fn checksum(body: &[u8]) -> u64 {
-    body.iter()
-        .fold(0xCBF2_9CE4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3))
+    body.iter().fold(0xCBF2_9CE4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+    })
 }
 
 /// Checks a message; returns (producer, seq).
 fn check(msg: &[u8]) -> (u32, u64) {
-    assert!(msg.len() >= 24, "message shorter than its header: {}", msg.len());
+    assert!(
+        msg.len() >= 24,
+        "message shorter than its header: {}",
+        msg.len()
+    );
     let producer = u32::from_le_bytes(msg[..4].try_into().unwrap());
     let len = u32::from_le_bytes(msg[4..8].try_into().unwrap()) as usize;
     let seq = u64::from_le_bytes(msg[8..16].try_into().unwrap());
     let sum = u64::from_le_bytes(msg[16..24].try_into().unwrap());
     assert_eq!(len, msg.len(), "producer {producer} seq {seq}: torn length");
-    assert_eq!(sum, checksum(&msg[24..]), "producer {producer} seq {seq}: torn body");
+    assert_eq!(
+        sum,
+        checksum(&msg[24..]),
+        "producer {producer} seq {seq}: torn body"
+    );
     (producer, seq)
 }
 
@@ -73,7 +82,12 @@ fn produce(kind: &str, name: &str, producer: u32, secs: u64) -> shmring::Result<
 fn main() -> shmring::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("produce") {
-        let n = produce(&args[1], &args[2], args[3].parse().unwrap(), args[4].parse().unwrap())?;
+        let n = produce(
+            &args[1],
+            &args[2],
+            args[3].parse().unwrap(),
+            args[4].parse().unwrap(),
+        )?;
         println!("{n}");
         return Ok(());
     }
@@ -86,7 +100,13 @@ fn main() -> shmring::Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
     let spawn = |kind: &str, name: &str, producer: u32| {
         Command::new(&exe)
-            .args(["produce", kind, name, &producer.to_string(), &secs.to_string()])
+            .args([
+                "produce",
+                kind,
+                name,
+                &producer.to_string(),
+                &secs.to_string(),
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn producer")
@@ -111,7 +131,10 @@ fn main() -> shmring::Result<()> {
                     Ok(msg) => {
                         let (p, seq) = check(&msg);
                         let p = p as usize;
-                        assert!(last[p].is_none_or(|l| l < seq), "producer {p}: reordered or duplicated at {seq}");
+                        assert!(
+                            last[p].is_none_or(|l| l < seq),
+                            "producer {p}: reordered or duplicated at {seq}"
+                        );
                         last[p] = Some(seq);
                         count[p] += 1;
                         seq_sum[p] += u128::from(seq);
@@ -129,7 +152,10 @@ fn main() -> shmring::Result<()> {
         match spsc_rx.recv() {
             Ok(msg) => {
                 let (_, seq) = check(&msg);
-                assert_eq!(seq, spsc_count, "spsc: lost, duplicated or reordered at {seq}");
+                assert_eq!(
+                    seq, spsc_count,
+                    "spsc: lost, duplicated or reordered at {seq}"
+                );
                 spsc_count += 1;
             }
             Err(Error::Disconnected) => break,
@@ -138,9 +164,14 @@ fn main() -> shmring::Result<()> {
     }
     let mut sent = [0u64; 3];
     for (p, child) in children {
-        let out = child.wait_with_output().map_err(|e| Error::io("wait for a producer", e))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::io("wait for a producer", e))?;
         assert!(out.status.success(), "producer {p} failed: {}", out.status);
-        sent[p as usize] = String::from_utf8_lossy(&out.stdout).trim().parse().expect("count");
+        sent[p as usize] = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("count");
     }
     let (mut got, mut sums) = ([0u64; 3], [0u128; 3]);
     for c in consumers {
@@ -150,11 +181,23 @@ fn main() -> shmring::Result<()> {
             sums[p] += sum[p];
         }
     }
-    assert_eq!(spsc_count, sent[0], "spsc: sent {} received {spsc_count}", sent[0]);
+    assert_eq!(
+        spsc_count, sent[0],
+        "spsc: sent {} received {spsc_count}",
+        sent[0]
+    );
     for p in 1..3 {
         let n = u128::from(sent[p]);
-        assert_eq!(got[p], sent[p], "mpmc producer {p}: sent {} received {}", sent[p], got[p]);
-        assert_eq!(sums[p], n * (n.max(1) - 1) / 2, "mpmc producer {p}: duplicates offset losses");
+        assert_eq!(
+            got[p], sent[p],
+            "mpmc producer {p}: sent {} received {}",
+            sent[p], got[p]
+        );
+        assert_eq!(
+            sums[p],
+            n * (n.max(1) - 1) / 2,
+            "mpmc producer {p}: duplicates offset losses"
+        );
     }
     println!(
         "soak of {:.0} s, blocking (futex): spsc {} messages, mpmc {} messages from 2 producers to 2 consumers; zero lost, duplicated, reordered or torn",

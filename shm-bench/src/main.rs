@@ -4,6 +4,7 @@
 //! shm-bench latency [--size 64] [--iters 1000000] [--cpus 0,1] [--runs 5]
 //! ```
 
+mod fanout;
 mod latency;
 mod limit;
 mod proc;
@@ -48,6 +49,30 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// MPMC throughput between P producer and C consumer processes (beside SPSC at 1x1).
+    Fanout {
+        /// Producer processes.
+        #[arg(long, default_value_t = 1)]
+        producers: usize,
+        /// Consumer processes.
+        #[arg(long, default_value_t = 1)]
+        consumers: usize,
+        /// Messages per producer.
+        #[arg(long, default_value_t = 2_000_000)]
+        messages: u64,
+        /// Message size in bytes (at least 8: a counter is stamped in).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// spin, futex or semaphore.
+        #[arg(long, default_value = "futex")]
+        wait: String,
+        /// Runs; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// CPUs to pin the processes to, round robin. Empty: no pinning.
+        #[arg(long, value_delimiter = ',')]
+        cpus: Vec<usize>,
+    },
 }
 
 #[derive(Serialize)]
@@ -59,8 +84,49 @@ struct Row {
     ratio_to_limit: f64,
 }
 
+fn parse_wait(s: &str) -> Wait {
+    match s {
+        "spin" => Wait::Spin,
+        "semaphore" => Wait::Semaphore,
+        _ => Wait::Futex,
+    }
+}
+
 fn main() {
     match Cli::parse().cmd {
+        Cmd::Fanout {
+            producers,
+            consumers,
+            messages,
+            size,
+            wait,
+            runs,
+            cpus,
+        } => {
+            let wait = parse_wait(&wait);
+            let (mut mpmc, mut spsc) = (Vec::new(), Vec::new());
+            for _ in 0..runs.max(1) {
+                let m = fanout::run(producers, consumers, messages, size, wait, &cpus);
+                mpmc.push(m.per_sec() as u64);
+                if producers == 1 && consumers == 1 {
+                    spsc.push(fanout::run_spsc(messages, size, wait, &cpus).per_sec() as u64);
+                }
+            }
+            let m = median(mpmc);
+            println!(
+                "mpmc {producers}x{consumers} ({size} B, {wait:?}): {:.2} M msg/s (median of {})",
+                m as f64 / 1e6,
+                runs.max(1)
+            );
+            if !spsc.is_empty() {
+                let s = median(spsc);
+                println!(
+                    "spsc 1x1 ({size} B, {wait:?}), same harness: {:.2} M msg/s; mpmc/spsc = {:.2}",
+                    s as f64 / 1e6,
+                    m as f64 / s as f64
+                );
+            }
+        }
         Cmd::Latency {
             size,
             iters,
