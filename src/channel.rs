@@ -31,7 +31,7 @@
 //!
 //! | URL | transport | options |
 //! |-----|-----------|---------|
-//! | `shm://name?ring=spsc&capacity=1MiB&wait=futex` | [`crate::spsc`] ring | `ring` (`spsc`, `mpmc`), `capacity`, `slot`, `wait` (`spin`, `futex`) |
+//! | `shm://name?ring=spsc&capacity=1MiB&wait=futex` | [`crate::spsc`] or [`crate::mpmc`] ring | `ring` (`spsc`, `mpmc`), `capacity`, `slot`, `wait` (`spin`, `futex`, `semaphore`) |
 //! | `pipe:` or `pipe:FD` | [`crate::transport::pipe`] (inherited descriptor; `pipe:` = stdin / stdout) | `max` |
 //! | `fifo:///path` | [`crate::transport::fifo`] | `max` |
 //! | `unix:///path`, `unix://@abstract` | [`crate::transport::unix`] stream | `max` |
@@ -312,7 +312,13 @@ impl Endpoint {
                     None => {}
                     Some("spin") => config = config.wait(Wait::Spin),
                     Some("futex") => config = config.wait(Wait::Futex),
-                    Some(w) => return Err(bad(url, format!("wait={w}: expected spin or futex"))),
+                    Some("semaphore") => config = config.wait(Wait::Semaphore),
+                    Some(w) => {
+                        return Err(bad(
+                            url,
+                            format!("wait={w}: expected spin, futex or semaphore"),
+                        ))
+                    }
                 }
                 Endpoint::Shm {
                     name: name.to_owned(),
@@ -444,12 +450,11 @@ impl Endpoint {
                 ring: Ring::Spsc,
                 config,
             } => Box::new(crate::spsc::Receiver::create(name, config.clone())?),
-            // MPMC: wire `shmring::mpmc::Receiver::create` here once it lands.
             Endpoint::Shm {
                 name,
                 ring: Ring::Mpmc,
-                ..
-            } => return Err(mpmc_not_yet(name)),
+                config,
+            } => Box::new(crate::mpmc::Receiver::create(name, config.clone())?),
             Endpoint::Pipe { fd, max } => Box::new(pipe::PipeReceiver::from_inherited(
                 fd.unwrap_or(libc::STDIN_FILENO),
                 *max,
@@ -476,12 +481,11 @@ impl Endpoint {
                 ring: Ring::Spsc,
                 config,
             } => Box::new(crate::spsc::Sender::open_with(name, config.clone())?),
-            // MPMC: wire `shmring::mpmc::Sender::open` here once it lands.
             Endpoint::Shm {
                 name,
                 ring: Ring::Mpmc,
-                ..
-            } => return Err(mpmc_not_yet(name)),
+                config,
+            } => Box::new(crate::mpmc::Sender::open_with(name, config.clone())?),
             Endpoint::Pipe { fd, max } => Box::new(pipe::PipeSender::from_inherited(
                 fd.unwrap_or(libc::STDOUT_FILENO),
                 *max,
@@ -494,14 +498,6 @@ impl Endpoint {
             Endpoint::SysvMq { key } => Box::new(sysv_mq::SysvSender::open(*key)?),
             Endpoint::Tcp { addr, max } => Box::new(tcp::TcpSender::connect(addr, *max)?),
         })
-    }
-}
-
-// TODO(mpmc): remove once `shm://…?ring=mpmc` is wired in `Endpoint::listen`/`connect`.
-fn mpmc_not_yet(name: &str) -> Error {
-    Error::InvalidUrl {
-        url: format!("shm://{name}?ring=mpmc"),
-        reason: "ring=mpmc is not yet supported by listen/connect; use ring=spsc".into(),
     }
 }
 
@@ -656,8 +652,17 @@ mod tests {
     }
 
     #[test]
-    fn mpmc_is_not_yet_wired() {
-        let err = crate::listen("shm://x?ring=mpmc").err().unwrap();
-        assert!(err.to_string().contains("not yet supported"), "{err}");
+    fn mpmc_by_url() {
+        let url = format!(
+            "shm://chan-mpmc-{}?ring=mpmc&capacity=16&slot=64",
+            std::process::id()
+        );
+        let mut rx = crate::listen(&url).unwrap();
+        let mut tx = crate::connect(&url).unwrap();
+        assert_eq!(tx.max_message_size(), 64);
+        tx.send(b"over mpmc").unwrap();
+        let mut buf = Vec::new();
+        rx.recv_into(&mut buf).unwrap();
+        assert_eq!(buf, b"over mpmc");
     }
 }

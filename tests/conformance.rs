@@ -19,7 +19,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,9 +31,6 @@ const MANY: u64 = 1_000_000;
 /// Messages the child process sends in the two-process test.
 const CHILD_MESSAGES: u64 = 10_000;
 const PREFIX: &str = "shmring-conf";
-
-const ENV_URL: &str = "SHMRING_CONFORMANCE_CHILD_URL";
-const ENV_COUNT: &str = "SHMRING_CONFORMANCE_CHILD_COUNT";
 
 /// Message `i`: its sequence number, then 0 to 12 bytes of filler derived from it.
 fn message(i: u64, out: &mut Vec<u8>) {
@@ -300,28 +296,22 @@ fn hygiene(t: T, url: &str) {
     }
 }
 
-/// The child side of [`two_processes`]: runs only when re-executed with the env vars set.
-#[test]
-fn child_helper() {
-    let Ok(url) = std::env::var(ENV_URL) else {
+/// Two real processes: the test binary re-executes this very test (`test`, its full name) as a
+/// child that connects and sends; this process listens and receives.
+fn two_processes(t: T, test: &str) {
+    if common::is_child() {
+        let url = common::child_param("URL").unwrap();
+        let n: u64 = common::child_param("COUNT").unwrap().parse().unwrap();
+        let mut tx = shmring::connect(&url).unwrap_or_else(|e| panic!("child: connect {url}: {e}"));
+        send_all(&mut *tx, n);
         return;
-    };
-    let n: u64 = std::env::var(ENV_COUNT).unwrap().parse().unwrap();
-    let mut tx = shmring::connect(&url).unwrap_or_else(|e| panic!("child: connect {url}: {e}"));
-    send_all(&mut *tx, n);
-}
-
-fn two_processes(t: T) {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
-    cmd.args(["--exact", "child_helper", "--nocapture", "--test-threads=1"])
-        .env(ENV_COUNT, CHILD_MESSAGES.to_string())
-        .stdout(std::process::Stdio::null());
+    }
+    let count = ("COUNT", CHILD_MESSAGES.to_string());
     let (mut rx, child, url) = if t == T::Pipe {
         use std::os::unix::process::CommandExt;
         let (tx, rx) = shmring::transport::pipe::channel().unwrap();
         let fd = tx.raw_fd();
-        cmd.env(ENV_URL, format!("pipe:{fd}"));
+        let mut cmd = common::self_command(test, &[count, ("URL", format!("pipe:{fd}"))]);
         // SAFETY: the closure runs in the forked child before exec and only calls fcntl, which
         // is async-signal-safe; it clears FD_CLOEXEC so that the child inherits the write end.
         unsafe {
@@ -332,7 +322,7 @@ fn two_processes(t: T) {
                 Ok(())
             });
         }
-        let child = cmd.spawn().unwrap();
+        let child = common::ChildGuard(Some(cmd.spawn().unwrap()));
         // Our copy of the write end must go, or the receiver would never see the end.
         drop(tx);
         (Box::new(rx) as Box<dyn Receiver>, child, String::new())
@@ -340,30 +330,13 @@ fn two_processes(t: T) {
         let url = url(t, PREFIX);
         let rx = shmring::listen(&url).unwrap();
         let url = rx.local_url().unwrap_or(url);
-        cmd.env(ENV_URL, &url);
-        let child = cmd.spawn().unwrap();
+        let child = common::spawn_self(test, &[count, ("URL", url.clone())]);
         (rx, child, url)
     };
-    let mut child = scopeguard(child);
     recv_all(&mut *rx, CHILD_MESSAGES);
-    let status = child.0.take().unwrap().wait().unwrap();
-    assert!(status.success(), "child process failed: {status}");
+    child.join(std::time::Duration::from_secs(60));
     drop(rx);
     hygiene(t, &url);
-}
-
-/// Kills the child if the test panics before waiting for it.
-struct ChildGuard(Option<std::process::Child>);
-fn scopeguard(c: std::process::Child) -> ChildGuard {
-    ChildGuard(Some(c))
-}
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 macro_rules! conformance {
@@ -408,7 +381,7 @@ macro_rules! conformance {
             }
             #[test]
             fn two_processes() {
-                super::two_processes($t)
+                super::two_processes($t, concat!(stringify!($name), "::two_processes"))
             }
         }
     )*};
@@ -416,6 +389,7 @@ macro_rules! conformance {
 
 conformance! {
     shm_spsc: T::ShmSpsc, MANY;
+    shm_mpmc: T::ShmMpmc, MANY;
     pipe: T::Pipe, MANY;
     fifo: T::Fifo, MANY;
     unix_stream_path: T::UnixPath, MANY;

@@ -235,7 +235,7 @@ fn a_new_producer_takes_the_dead_ones_place() {
 /// 16 processes race `create_or_open` on one name: exactly one creates (and so holds the sender
 /// side, which it takes before it publishes the segment), the others open the fully initialised
 /// segment and are told the side is in use. No
-/// process dies of a signal (no SIGBUS).
+/// process dies of a signal (no SIGBUS). `SHMRING_RACE_ROUNDS` rounds (5 by default).
 #[test]
 fn sixteen_processes_race_create_or_open() {
     const TEST: &str = "sixteen_processes_race_create_or_open";
@@ -265,7 +265,11 @@ fn sixteen_processes_race_create_or_open() {
         }
     }
     let _serial = serial();
-    for round in 0..5 {
+    let rounds: u32 = std::env::var("SHMRING_RACE_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    for round in 0..rounds {
         let name = unique_name("race");
         let start = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -187,6 +187,7 @@ use shmring::transport::pipe;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum T {
     ShmSpsc,
+    ShmMpmc,
     Pipe,
     Fifo,
     UnixPath,
@@ -198,8 +199,9 @@ pub enum T {
     Tcp,
 }
 
-pub const ALL: [T; 10] = [
+pub const ALL: [T; 11] = [
     T::ShmSpsc,
+    T::ShmMpmc,
     T::Pipe,
     T::Fifo,
     T::UnixPath,
@@ -243,6 +245,7 @@ pub fn url(t: T, prefix: &str) -> String {
     let tmp = std::env::temp_dir();
     match t {
         T::ShmSpsc => format!("shm://{}?ring=spsc&capacity=1MiB", unique(prefix)),
+        T::ShmMpmc => format!("shm://{}?ring=mpmc&capacity=256&slot=1KiB", unique(prefix)),
         T::Pipe => "pipe:".to_owned(),
         T::Fifo => format!("fifo://{}", tmp.join(unique(prefix)).display()),
         T::UnixPath => format!("unix://{}", tmp.join(unique(prefix)).display()),
