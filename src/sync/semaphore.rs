@@ -10,8 +10,17 @@
 //!
 //! glibc's process-shared semaphore is a counter and a waiter count in the `sem_t` itself, with
 //! shared futex calls: no pointer, nothing allocated, so the `sem_t` works at any address in any
-//! process that maps it, and needs no `sem_destroy`. A peer that scribbles over it can make
-//! waits return early or late, which the protocol's slices and re-checks absorb.
+//! process that maps it, and needs no `sem_destroy`. A peer that scribbles over its counter can
+//! make waits return early or late, which the protocol's slices and re-checks absorb.
+//!
+//! # What a hostile peer can still do
+//! glibc *aborts the process* (`__libc_fatal`) when a futex call inside `sem_post` or `sem_wait`
+//! fails unexpectedly, which a scribbled `private` flag in the `sem_t` causes (found by the
+//! `segment_open` fuzz target). Before each call we check that flag holds a value glibc
+//! writes and report [`Error::Corrupted`](crate::Error::Corrupted)
+//! otherwise; a peer that rewrites it in the instant between our check and glibc's read can
+//! still abort us. `Wait::Semaphore` is therefore for peers you trust; with untrusted peers use
+//! `Wait::Futex`, whose word the kernel only compares.
 //!
 //! Under `--cfg shmring_loom` there is no semaphore: the models use the futex path.
 
@@ -73,8 +82,29 @@ impl Semaphore {
         Ok(())
     }
 
-    /// Adds one to the value, waking one sleeper if any.
+    /// False if the `sem_t`'s futex flag is not one glibc writes (glibc keeps it as an `int`
+    /// after the 64-bit counter: 128 for a shared semaphore, 0 for a private one): calling into
+    /// glibc with any other value would abort the process. Other C libraries are not checked.
+    fn intact(&self) -> bool {
+        #[cfg(all(target_env = "gnu", target_pointer_width = "64"))]
+        {
+            // SAFETY: the `sem_t` is 32 bytes and 8-aligned, so bytes 8..12 are inside it and
+            // 4-aligned; the word is read atomically because a peer may be writing it.
+            let private =
+                unsafe { std::sync::atomic::AtomicU32::from_ptr(self.ptr().cast::<u32>().add(2)) }
+                    .load(std::sync::atomic::Ordering::Relaxed);
+            private == 0 || private == 128
+        }
+        #[cfg(not(all(target_env = "gnu", target_pointer_width = "64")))]
+        true
+    }
+
+    /// Adds one to the value, waking one sleeper if any. Does nothing if the semaphore was
+    /// overwritten (see the module docs); the sleeper then finds out itself.
     pub fn post(&self) {
+        if !self.intact() {
+            return;
+        }
         // SAFETY: the semaphore was initialised (Event's contract); sem_post is async-signal-
         // and thread-safe. EOVERFLOW (value at SEM_VALUE_MAX) only means enough posts are
         // pending already.
@@ -90,8 +120,14 @@ impl Semaphore {
     }
 
     /// Takes one post, sleeping at most `timeout` for it (for ever if `None`). Returns early on
-    /// a signal; callers re-check their condition after every return.
-    pub fn wait(&self, timeout: Option<Duration>) {
+    /// a signal; callers re-check their condition after every return. `Err(Corrupted)` if the
+    /// semaphore was overwritten (see the module docs).
+    pub fn wait(&self, timeout: Option<Duration>) -> crate::Result<()> {
+        if !self.intact() {
+            return Err(crate::Error::Corrupted(
+                "the semaphore in the segment was overwritten",
+            ));
+        }
         match timeout {
             None => {
                 // SAFETY: as in `post`. EINTR means "re-check", which callers do.
@@ -117,6 +153,7 @@ impl Semaphore {
                 unsafe { libc::sem_timedwait(self.ptr(), &abs) };
             }
         }
+        Ok(())
     }
 }
 
@@ -149,11 +186,27 @@ mod tests {
         s.post();
         s.post();
         assert_eq!(s.value(), 2);
-        s.wait(Some(Duration::from_millis(1)));
-        s.wait(None);
+        s.wait(Some(Duration::from_millis(1))).unwrap();
+        s.wait(None).unwrap();
         assert_eq!(s.value(), 0);
         let t = Instant::now();
-        s.wait(Some(Duration::from_millis(20)));
+        s.wait(Some(Duration::from_millis(20))).unwrap();
         assert!(t.elapsed() >= Duration::from_millis(15));
+    }
+
+    /// A scribbled process-shared flag is reported, not handed to glibc (which would abort).
+    #[cfg(all(target_env = "gnu", target_pointer_width = "64"))]
+    #[test]
+    fn an_overwritten_semaphore_is_corrupted_not_an_abort() {
+        let s = Box::new(Semaphore::new());
+        // SAFETY: fresh, boxed (it stays put), not shared yet.
+        unsafe { s.init() }.unwrap();
+        // SAFETY: bytes 8..12 of the 32-byte sem_t, written as a hostile peer would.
+        unsafe { s.ptr().cast::<u32>().add(2).write(0xFFFF_FFFF) };
+        s.post(); // skipped, not an abort
+        assert!(matches!(
+            s.wait(Some(Duration::from_millis(1))),
+            Err(crate::Error::Corrupted(_))
+        ));
     }
 }

@@ -209,16 +209,20 @@ impl Event {
         let seq = self.futex.word().load(Ordering::Acquire);
         let outcome = match not_ready(ready()) {
             Ok(None) => {
-                if uses_sem(wait) {
+                let slept = if uses_sem(wait) {
                     #[cfg(not(shmring_loom))]
-                    self.sem.wait(Some(timeout));
+                    let slept = self.sem.wait(Some(timeout));
+                    #[cfg(shmring_loom)]
+                    let slept = Ok(());
                     // Pairs with the notifier's fence: a post it counted on but did not make
                     // is seen by the re-check that follows (module docs, semaphore variant).
                     fence(Ordering::SeqCst);
+                    slept
                 } else {
                     self.futex.wait(seq, Some(timeout));
-                }
-                Ok(None)
+                    Ok(())
+                };
+                slept.map(|()| None)
             }
             other => other,
         };
