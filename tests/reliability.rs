@@ -392,3 +392,48 @@ fn full_dev_shm_is_an_error_at_create() {
         _ => panic!("child failed: {status}"),
     }
 }
+
+/// A consumer killed while it holds a zero-copy guard had not released that message: the
+/// process that takes its place receives it again (at-least-once for that one message), then
+/// the rest in order.
+#[test]
+fn a_new_consumer_gets_the_message_a_dead_one_held() {
+    const TEST: &str = "a_new_consumer_gets_the_message_a_dead_one_held";
+    if is_child() {
+        let mut rx = spsc::Receiver::open(&child_param("NAME").unwrap()).unwrap();
+        for i in 0..2u64 {
+            assert_eq!(rx.recv_pod::<u64>().unwrap(), i);
+        }
+        let held = rx.recv().unwrap();
+        assert_eq!(held.len(), 8);
+        std::fs::write(child_param("MARK").unwrap(), b"holding").unwrap();
+        std::thread::sleep(Duration::from_secs(60)); // killed while holding the guard
+        drop(held);
+        return;
+    }
+    let _serial = serial();
+    let name = unique_name("heldguard");
+    let mark = format!("/tmp/{}", unique_name("heldguard-mark"));
+    let mut tx = spsc::Sender::create(&name, Config::default().capacity(4096)).unwrap();
+    for i in 0..5u64 {
+        tx.send_pod(&i).unwrap();
+    }
+    let child = spawn_self(TEST, &[("NAME", name.clone()), ("MARK", mark.clone())]);
+    let t0 = Instant::now();
+    while !std::path::Path::new(&mark).exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the child never took the guard"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill();
+    std::fs::remove_file(&mark).unwrap();
+    let mut rx = spsc::Receiver::open(&name).unwrap();
+    for i in 2..5u64 {
+        assert_eq!(
+            rx.recv_pod_timeout::<u64>(Duration::from_secs(5)).unwrap(),
+            i
+        );
+    }
+}
