@@ -57,3 +57,36 @@ pub unsafe fn store_word(p: *mut u64, value: u64) {
         unsafe { p.write_volatile(value) }
     }
 }
+
+/// Replaces the control word at `p` with `new` if it holds `current`; true if it did.
+///
+/// # Safety
+/// `p` is 8-aligned and valid for reads and writes of 8 bytes.
+#[inline]
+pub unsafe fn cas_word(p: *mut u64, current: u64, new: u64) -> bool {
+    #[cfg(not(shmring_loom))]
+    {
+        // SAFETY: as in `load_word`.
+        unsafe { std::sync::atomic::AtomicU64::from_ptr(p) }
+            .compare_exchange(
+                current,
+                new,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+    #[cfg(shmring_loom)]
+    {
+        // SAFETY: as in `load_word`. Under loom only the models' threads touch the ring, and no
+        // model exercises this recovery path.
+        unsafe {
+            if p.read_volatile() == current {
+                p.write_volatile(new);
+                true
+            } else {
+                false
+            }
+        }
+    }
+}

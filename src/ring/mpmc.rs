@@ -40,14 +40,25 @@
 //! * Every retry loop is bounded ([`MAX_STEPS`]); running out returns `Full` / `Empty`, so a
 //!   hostile peer can at worst make this side wait, never hang it inside a call.
 //!
-//! # Claiming cannot be undone
+//! # Claiming cannot be undone, but a dead claimer's slot can be recovered
 //! Once a producer has claimed a position, later producers fill the positions after it, and a
 //! consumer must see *something* there before it can move on. A reservation dropped without a
-//! commit is therefore published as a [`SKIP`] message, which consumers step over silently. A
-//! producer that dies between claim and commit leaves its slot forever unwritten: consumers
-//! stop there (and see the dead peer through the liveness check of the channel layer). This is
-//! the one price of the design: it is not lock-free in the strict sense, as no bounded array
-//! queue with per-slot stamps is.
+//! commit is therefore published as a [`SKIP`] message, which consumers step over silently.
+//!
+//! A process that dies holding a slot would wedge the ring. So each participant, right after it
+//! claims a slot, writes an *owner mark* (`PRODUCER_MARK` or `CONSUMER_MARK`, the position's low
+//! 32 bits, and its participant index) into the slot's length word (a consumer has copied the
+//! length out by then). A side that finds itself stuck behind such a slot (a consumer: the slot
+//! at `head` claimed but unwritten; a producer: the slot at `tail` still held by the previous
+//! lap's consumer) reads the mark, and the channel layer asks whether that participant is
+//! alive (its liveness lock). If it is dead, [`Watcher::clear_abandoned`] replaces the mark (by
+//! CAS, so that only one side does it) and publishes the slot as skipped (dead producer) or free
+//! (dead consumer). The dead producer's message is lost and the dead consumer's message is not
+//! delivered again: **at most once** for the message in the hands of a process that died.
+//! One window stays open: a producer killed between its claim and its mark (a few instructions)
+//! leaves a slot nobody can attribute; consumers then stop there until every producer is gone
+//! (`PeerDead`). This is the price of a bounded array queue with per-slot stamps: it is not
+//! lock-free in the strict sense.
 //!
 //! # Disconnect
 //! The control block counts the producers and consumers that have joined and not yet left. A
@@ -64,7 +75,7 @@ use std::ptr::NonNull;
 use crossbeam_utils::CachePadded;
 
 use crate::error::{Error, Result};
-use crate::ring::layout::{align8, load_word, store_word};
+use crate::ring::layout::{align8, cas_word, load_word, store_word};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Bytes before each slot's payload: the message length word.
@@ -221,6 +232,17 @@ pub unsafe fn init_stamps(stamps: NonNull<AtomicU64>, slots: u64) {
     }
 }
 
+/// Tag of an owner mark written by a producer that claimed a slot (see the module docs).
+const PRODUCER_MARK: u64 = 0x5052 << 48; // "PR"
+/// Tag of an owner mark written by a consumer that claimed a slot.
+const CONSUMER_MARK: u64 = 0x434F << 48; // "CO"
+const MARK_TAG: u64 = 0xFFFF << 48;
+
+/// The owner mark of participant `owner` for position `pos`.
+fn owner_mark(tag: u64, pos: u64, owner: u16) -> u64 {
+    tag | ((pos & 0xFFFF_FFFF) << 16) | u64::from(owner)
+}
+
 /// Where the ring lives: control block, stamps and slots.
 #[derive(Debug, Clone, Copy)]
 struct Ring {
@@ -293,6 +315,119 @@ impl Ring {
     }
 }
 
+/// A slot that some participant claimed and has not finished with, blocking this side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abandoned {
+    pos: u64,
+    mark: u64,
+    /// The participant index in the owner mark: ask whether it is alive.
+    pub owner: u16,
+    /// True if the holder is a producer (the slot is claimed but unwritten).
+    pub by_producer: bool,
+}
+
+/// Finds and clears slots whose holder died (see the module docs). `Copy`, so that the wait
+/// loop's liveness check can use it beside the handle's own attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Watcher {
+    ring: Ring,
+}
+
+// SAFETY: as for `Producer`: pointers into memory the handle's contract keeps valid, reached
+// through atomics only.
+unsafe impl Send for Watcher {}
+
+impl Watcher {
+    /// For a consumer: the slot at `head`, if it is claimed by a producer and still unwritten.
+    pub fn stuck_consumer(&self) -> Option<Abandoned> {
+        let ctrl = self.ring.ctrl();
+        let head = ctrl.head.load(Ordering::Acquire);
+        let tail = ctrl.tail.load(Ordering::Acquire);
+        let claimed = tail.wrapping_sub(head);
+        if claimed == 0 || claimed > self.ring.slots {
+            return None;
+        }
+        if self.ring.stamp(head).load(Ordering::Acquire) != head {
+            return None;
+        }
+        self.mark_at(head, PRODUCER_MARK)
+    }
+
+    /// For a producer: the slot at `tail`, if last lap's consumer claimed it and never freed it.
+    pub fn stuck_producer(&self) -> Option<Abandoned> {
+        let ctrl = self.ring.ctrl();
+        let tail = ctrl.tail.load(Ordering::Acquire);
+        let prev = tail.wrapping_sub(self.ring.slots);
+        let head = ctrl.head.load(Ordering::Acquire);
+        // The previous lap's position must be claimed by a consumer (head past it) and written.
+        if head.wrapping_sub(prev) == 0 || head.wrapping_sub(prev) > self.ring.slots {
+            return None;
+        }
+        if self.ring.stamp(prev).load(Ordering::Acquire) != prev.wrapping_add(1) {
+            return None;
+        }
+        self.mark_at(prev, CONSUMER_MARK)
+    }
+
+    fn mark_at(&self, pos: u64, tag: u64) -> Option<Abandoned> {
+        // SAFETY: the slot start is 8-aligned and inside the data area; read atomically.
+        let word = unsafe { load_word(self.ring.slot(pos).cast()) };
+        (word & MARK_TAG == tag && word == owner_mark(tag, pos, word as u16)).then_some(Abandoned {
+            pos,
+            mark: word,
+            owner: word as u16,
+            by_producer: tag == PRODUCER_MARK,
+        })
+    }
+
+    /// Clears every slot that participant `owner` holds: called by a process that has just
+    /// taken `owner`'s liveness lock, so the previous holder of that index is dead. Returns how
+    /// many slots it released.
+    pub fn clear_owned_by(&self, owner: u16) -> usize {
+        let ctrl = self.ring.ctrl();
+        let tail = ctrl.tail.load(Ordering::Acquire);
+        let mut cleared = 0;
+        for back in 1..=self.ring.slots {
+            // Every position a producer or consumer of the last lap may still hold.
+            let pos = tail.wrapping_sub(back);
+            let stamp = self.ring.stamp(pos).load(Ordering::Acquire);
+            let tag = if stamp == pos {
+                PRODUCER_MARK
+            } else if stamp == pos.wrapping_add(1) {
+                CONSUMER_MARK
+            } else {
+                continue;
+            };
+            if let Some(a) = self.mark_at(pos, tag) {
+                if a.owner == owner && self.clear_abandoned(a) {
+                    cleared += 1;
+                }
+            }
+        }
+        cleared
+    }
+
+    /// Releases a slot whose holder the caller found dead: a producer's claim becomes a skipped
+    /// slot, a consumer's claim a free slot. False if someone else did it first (or the holder
+    /// finished after all).
+    pub fn clear_abandoned(&self, a: Abandoned) -> bool {
+        let replacement = if a.by_producer { SKIP } else { 0 };
+        // SAFETY: as in `mark_at`; the CAS makes exactly one clearer win.
+        if !unsafe { cas_word(self.ring.slot(a.pos).cast(), a.mark, replacement) } {
+            return false;
+        }
+        let stamp = if a.by_producer {
+            a.pos.wrapping_add(1)
+        } else {
+            a.pos.wrapping_add(self.ring.slots)
+        };
+        // Release: pairs with the Acquire loads of the stamp in `try_peek` / `try_reserve`,
+        // as a commit (of a skip) or a free would.
+        self.ring.stamp(a.pos).store(stamp, Ordering::Release);
+        true
+    }
+}
+
 /// A slot claimed by a producer: its `pos`ition and room for `capacity` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
@@ -315,6 +450,7 @@ pub struct Frame {
 #[derive(Debug)]
 pub struct Producer {
     ring: Ring,
+    owner: u16,
 }
 
 // SAFETY: the pointers lead to memory that `Producer::attach`'s contract keeps valid; all
@@ -339,7 +475,18 @@ impl Producer {
     ) -> Result<Self> {
         // SAFETY: forwarded from this function's contract.
         let ring = unsafe { Ring::new(ctrl, stamps, data, slots, slot_size)? };
-        Ok(Producer { ring })
+        Ok(Producer { ring, owner: 0 })
+    }
+
+    /// Sets the participant index written into owner marks (the channel layer's liveness
+    /// lock index; see the module docs).
+    pub fn set_owner(&mut self, owner: u16) {
+        self.owner = owner;
+    }
+
+    /// A handle for finding and clearing slots held by dead participants.
+    pub fn watcher(&self) -> Watcher {
+        Watcher { ring: self.ring }
     }
 
     /// The largest message (the slot size).
@@ -390,7 +537,17 @@ impl Producer {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Ok(Grant { pos, capacity: len }),
+                    Ok(_) => {
+                        // SAFETY: the slot start is 8-aligned and inside the data area; the
+                        // slot is ours until we publish it (stamp protocol).
+                        unsafe {
+                            store_word(
+                                self.ring.slot(pos).cast(),
+                                owner_mark(PRODUCER_MARK, pos, self.owner),
+                            )
+                        };
+                        return Ok(Grant { pos, capacity: len });
+                    }
                     Err(now) => pos = now,
                 }
             } else if diff < 0 {
@@ -453,6 +610,7 @@ impl Producer {
 #[derive(Debug)]
 pub struct Consumer {
     ring: Ring,
+    owner: u16,
 }
 
 // SAFETY: as for `Producer`.
@@ -473,7 +631,18 @@ impl Consumer {
     ) -> Result<Self> {
         // SAFETY: forwarded from this function's contract.
         let ring = unsafe { Ring::new(ctrl, stamps, data, slots, slot_size)? };
-        Ok(Consumer { ring })
+        Ok(Consumer { ring, owner: 0 })
+    }
+
+    /// Sets the participant index written into owner marks (the channel layer's liveness
+    /// lock index; see the module docs).
+    pub fn set_owner(&mut self, owner: u16) {
+        self.owner = owner;
+    }
+
+    /// A handle for finding and clearing slots held by dead participants.
+    pub fn watcher(&self) -> Watcher {
+        Watcher { ring: self.ring }
     }
 
     /// The largest message (the slot size).
@@ -523,6 +692,14 @@ impl Consumer {
                             self.free(pos);
                             return Err(Error::Corrupted("message length exceeds the slot size"));
                         }
+                        // The length is copied out: the word now says who holds the slot.
+                        // SAFETY: as for the load above; the slot is ours until we free it.
+                        unsafe {
+                            store_word(
+                                self.ring.slot(pos).cast(),
+                                owner_mark(CONSUMER_MARK, pos, self.owner),
+                            )
+                        };
                         return Ok(Frame {
                             pos,
                             len: len as usize,
@@ -767,6 +944,61 @@ mod tests {
 
     /// Scribbles random values over stamps, lengths and positions: every call must return
     /// `Ok` with a frame inside the ring, or an error; never panic or loop for ever.
+    #[test]
+    fn a_dead_producers_claim_is_found_and_skipped() {
+        let mut h = Heap::new(4, 16);
+        let mut dead = h.producer();
+        dead.set_owner(3);
+        let mut live = h.producer();
+        let mut c = h.consumer();
+        let _claimed = dead.try_reserve(8).unwrap(); // never committed: its process "died"
+        send(&mut live, b"after").unwrap();
+        assert!(matches!(recv(&mut c), Err(Error::Empty)));
+        let w = c.watcher();
+        let stuck = w.stuck_consumer().expect("the unwritten claim is found");
+        assert_eq!((stuck.owner, stuck.by_producer), (3, true));
+        assert!(w.clear_abandoned(stuck));
+        assert!(!w.clear_abandoned(stuck), "only one clearer wins");
+        assert_eq!(recv(&mut c).unwrap(), b"after");
+    }
+
+    #[test]
+    fn a_dead_consumers_slot_is_freed_for_the_next_lap() {
+        let mut h = Heap::new(2, 16);
+        let mut p = h.producer();
+        let mut dead = h.consumer();
+        dead.set_owner(7);
+        let mut live = h.consumer();
+        send(&mut p, b"one").unwrap();
+        send(&mut p, b"two").unwrap();
+        let _held = dead.try_peek().unwrap(); // "one", never released
+        assert_eq!(recv(&mut live).unwrap(), b"two");
+        // The next position maps to the slot the dead consumer holds: the ring is stuck.
+        assert!(matches!(send(&mut p, b"three"), Err(Error::Full)));
+        let w = p.watcher();
+        let stuck = w.stuck_producer().expect("the held slot is found");
+        assert_eq!((stuck.owner, stuck.by_producer), (7, false));
+        assert!(w.clear_abandoned(stuck));
+        send(&mut p, b"three").unwrap();
+        send(&mut p, b"four").unwrap();
+        assert_eq!(recv(&mut live).unwrap(), b"three");
+        assert_eq!(recv(&mut live).unwrap(), b"four");
+    }
+
+    #[test]
+    fn a_new_holder_of_an_index_clears_what_its_predecessor_held() {
+        let mut h = Heap::new(4, 16);
+        let mut dead = h.producer();
+        dead.set_owner(2);
+        let _claimed = dead.try_reserve(8).unwrap();
+        let mut successor = h.producer();
+        successor.set_owner(2);
+        assert_eq!(successor.watcher().clear_owned_by(2), 1);
+        send(&mut successor, b"next").unwrap();
+        let mut c = h.consumer();
+        assert_eq!(recv(&mut c).unwrap(), b"next");
+    }
+
     #[test]
     fn scribbled_control_words_never_panic() {
         let mut rng = 0x9E37_79B9_7F4A_7C15u64;

@@ -108,6 +108,10 @@ struct Placed {
     /// Participant indexes of the other side: `peers.0 .. peers.0 + peers.1`.
     peers: (usize, usize),
     role: Role,
+    /// Our own participant index (our liveness lock), written into owner marks.
+    index: usize,
+    /// The segment's maxima of senders and receivers (indexes `0..S` and `S..S+R`).
+    maxima: (usize, usize),
 }
 
 // SAFETY: the pointers lead into the mapping that `link.seg` owns (it moves with them), and
@@ -205,6 +209,8 @@ fn place(name: &str, cfg: &Config, role: Role, how: Attach) -> Result<Placed> {
         slot_size: snap.slot_size,
         peers,
         role,
+        index: index.unwrap_or(0),
+        maxima: (max_s as usize, max_r as usize),
     })
 }
 
@@ -268,6 +274,35 @@ impl Placed {
         unsafe { self.ctrl.as_ref() }
     }
 
+    /// Once per wait slice: frees a slot that blocks us and whose holder died (see
+    /// `ring::mpmc`, "a dead claimer's slot can be recovered"), then checks the other side.
+    fn check_and_recover(&self, watcher: ring::Watcher) -> Result<()> {
+        let stuck = match self.role {
+            Role::Receiver => watcher.stuck_consumer(),
+            Role::Sender => watcher.stuck_producer(),
+        };
+        if let Some(a) = stuck {
+            let owner = usize::from(a.owner);
+            let (s, r) = self.maxima;
+            let plausible = if a.by_producer {
+                owner < s
+            } else {
+                (s..s + r).contains(&owner)
+            };
+            if plausible && !self.link.seg.side_alive(owner)? && watcher.clear_abandoned(a) {
+                // Others of our side may be asleep behind the same slot.
+                self.notify_all(if a.by_producer { READABLE } else { WRITABLE });
+            }
+        }
+        self.check_peers()
+    }
+
+    fn notify_all(&self, which: usize) {
+        if self.link.wait != Wait::Spin {
+            self.event(which).notify_all(self.link.wait);
+        }
+    }
+
     /// `Err(PeerDead)` if the other side's count says someone is attached but no live process
     /// holds any of that side's locks: a participant died without closing.
     fn check_peers(&self) -> Result<()> {
@@ -326,7 +361,7 @@ impl Sender {
         let placed = place(name, cfg, Role::Sender, how)?;
         // SAFETY: control block, stamps and slots lie in the mapping that `placed` owns and
         // keeps alive as long as the producer; the geometry is the validated header's.
-        let producer = unsafe {
+        let mut producer = unsafe {
             Producer::attach(
                 placed.ctrl,
                 placed.stamps,
@@ -335,6 +370,11 @@ impl Sender {
                 placed.slot_size,
             )?
         };
+        producer.set_owner(placed.index as u16);
+        // We hold this index's lock now: whatever its previous holder left claimed is abandoned.
+        if producer.watcher().clear_owned_by(placed.index as u16) > 0 {
+            placed.notify_all(READABLE);
+        }
         Ok(Sender { producer, placed })
     }
 
@@ -457,6 +497,7 @@ impl Sender {
         once: bool,
     ) -> Result<Grant> {
         let Sender { producer, placed } = self;
+        let watcher = producer.watcher();
         let wait = placed.link.wait;
         let writable = placed.event(WRITABLE);
         let mut attempt = || {
@@ -476,7 +517,7 @@ impl Sender {
             &placed.link.policy,
             deadline,
             attempt,
-            || placed.check_peers(),
+            || placed.check_and_recover(watcher),
         )
     }
 }
@@ -585,7 +626,7 @@ impl Receiver {
     fn attach(name: &str, cfg: &Config, how: Attach) -> Result<Receiver> {
         let placed = place(name, cfg, Role::Receiver, how)?;
         // SAFETY: as in `Sender::attach`, for a consumer.
-        let consumer = unsafe {
+        let mut consumer = unsafe {
             Consumer::attach(
                 placed.ctrl,
                 placed.stamps,
@@ -594,6 +635,11 @@ impl Receiver {
                 placed.slot_size,
             )?
         };
+        consumer.set_owner(placed.index as u16);
+        // As in `Sender::attach`: slots the previous holder of our index left are abandoned.
+        if consumer.watcher().clear_owned_by(placed.index as u16) > 0 {
+            placed.notify_all(WRITABLE);
+        }
         Ok(Receiver { consumer, placed })
     }
 
@@ -712,6 +758,7 @@ impl Receiver {
     /// Claims the next message: once (`once`), or waiting until `deadline`.
     fn peek_until(&mut self, deadline: Option<Instant>, once: bool) -> Result<Frame> {
         let Receiver { consumer, placed } = self;
+        let watcher = consumer.watcher();
         let wait = placed.link.wait;
         let readable = placed.event(READABLE);
         let mut attempt = || {
@@ -731,7 +778,7 @@ impl Receiver {
             &placed.link.policy,
             deadline,
             attempt,
-            || placed.check_peers(),
+            || placed.check_and_recover(watcher),
         )
     }
 }
