@@ -530,3 +530,69 @@ fn mpmc_consumer_killed_holding_a_guard_does_not_wedge_producers() {
         t0.elapsed()
     );
 }
+
+/// MPMC: SIGKILL the producer at random moments (`SHMRING_KILL_RUNS` runs): every message it
+/// committed is delivered once, in order, untorn; a claim it held at its death is skipped; the
+/// consumer then gets PeerDead in bounded time.
+#[test]
+fn mpmc_killed_producer_loses_nothing_it_committed() {
+    use shmring::mpmc;
+    const TEST: &str = "mpmc_killed_producer_loses_nothing_it_committed";
+    if is_child() {
+        let counter = SharedCounter::open(&child_param("COUNTER").unwrap());
+        let mut tx = mpmc::Sender::open(&child_param("NAME").unwrap()).unwrap();
+        let mut rng = Rng(3);
+        for seq in 0.. {
+            let len = (rng.next() % 200) as usize;
+            let mut slot = tx.reserve(len).unwrap();
+            fill_message(seq, &mut slot[..len]);
+            slot.commit(len);
+            counter.cell().store(seq + 1, Ordering::Release);
+        }
+        return;
+    }
+    let _serial = serial();
+    let mut rng = Rng(0xFACE);
+    for run in 0..kill_runs() {
+        let name = unique_name("mpmckill");
+        let counter_path = format!("/dev/shm/{}-count", unique_name("mpmckill"));
+        let counter = SharedCounter::create(&counter_path);
+        let cfg = Config::default().capacity(16 << (run % 3)).slot_size(200);
+        let mut rx = shmring::mpmc::Receiver::create(&name, cfg).unwrap();
+        let child = spawn_self(TEST, &[("NAME", name), ("COUNTER", counter_path.clone())]);
+        let mut sizes = Rng(3);
+        let mut seq = 0u64;
+        let before = rng.next() % 2000;
+        while seq < before {
+            let len = (sizes.next() % 200) as usize;
+            let msg = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+            check_message(seq, len, &msg).unwrap_or_else(|e| panic!("run {run}: {e}"));
+            seq += 1;
+        }
+        std::thread::sleep(Duration::from_micros(rng.next() % 1000));
+        child.kill();
+        let committed = counter.cell().load(Ordering::Acquire);
+        let killed_at = Instant::now();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(msg) => {
+                    let len = (sizes.next() % 200) as usize;
+                    check_message(seq, len, &msg).unwrap_or_else(|e| panic!("run {run}: {e}"));
+                    seq += 1;
+                }
+                Err(Error::PeerDead) => break,
+                Err(e) => panic!("run {run}: expected PeerDead, got {e}"),
+            }
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(2),
+            "run {run}: PeerDead took {:?}",
+            killed_at.elapsed()
+        );
+        assert!(
+            seq >= committed,
+            "run {run}: {committed} committed, {seq} delivered"
+        );
+        counter.remove();
+    }
+}
