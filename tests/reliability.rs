@@ -81,6 +81,15 @@ fn killed_producer_loses_nothing_it_committed() {
         let cfg = Config::default().capacity(4096 << (run % 4));
         let mut rx = spsc::Receiver::create(&name, cfg).unwrap();
         let child = spawn_self(TEST, &[("NAME", name), ("COUNTER", counter_path.clone())]);
+        // A sender that never attached is late, not dead: start once it is there.
+        let t0 = Instant::now();
+        while !rx.peer_attached() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the sender never attached"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
         // Read a random number of messages first, so the kill lands anywhere in the stream.
         let mut sizes = Rng(1);
         let mut seq = 0u64;
@@ -560,6 +569,15 @@ fn mpmc_killed_producer_loses_nothing_it_committed() {
         let cfg = Config::default().capacity(16 << (run % 3)).slot_size(200);
         let mut rx = shmring::mpmc::Receiver::create(&name, cfg).unwrap();
         let child = spawn_self(TEST, &[("NAME", name), ("COUNTER", counter_path.clone())]);
+        // A sender that never attached is late, not dead: start once it is there.
+        let t0 = Instant::now();
+        while rx.peers().0 == 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the sender never attached"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
         let mut sizes = Rng(3);
         let mut seq = 0u64;
         let before = rng.next() % 2000;
