@@ -5,6 +5,43 @@
 //! the create/open flow with its header checks, the events, the wait strategy, and the peer
 //! check.
 
+/// Implements the Channel traits for a pair of halves by forwarding to their inherent
+/// methods of the same names (the shm halves have richer inherent APIs: zero copy, pods).
+macro_rules! channel_traits {
+    ($sender:ident, $receiver:ident) => {
+        impl crate::channel::Sender for $sender {
+            fn send(&mut self, msg: &[u8]) -> Result<()> {
+                $sender::send(self, msg)
+            }
+            fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+                $sender::try_send(self, msg)
+            }
+            fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+                $sender::send_timeout(self, msg, timeout)
+            }
+            fn max_message_size(&self) -> usize {
+                $sender::max_message_size(self)
+            }
+        }
+
+        impl crate::channel::Receiver for $receiver {
+            fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+                $receiver::recv_into(self, buf)
+            }
+            fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+                $receiver::try_recv_into(self, buf)
+            }
+            fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+                $receiver::recv_into_timeout(self, buf, timeout)
+            }
+            fn max_message_size(&self) -> usize {
+                $receiver::max_message_size(self)
+            }
+        }
+    };
+}
+use channel_traits;
+
 pub mod mpmc;
 pub mod spsc;
 

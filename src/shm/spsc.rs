@@ -754,32 +754,4 @@ impl Drop for RecvGuard<'_> {
     }
 }
 
-impl crate::channel::Sender for Sender {
-    fn send(&mut self, msg: &[u8]) -> Result<()> {
-        Sender::send(self, msg)
-    }
-    fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        Sender::try_send(self, msg)
-    }
-    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        Sender::send_timeout(self, msg, timeout)
-    }
-    fn max_message_size(&self) -> usize {
-        Sender::max_message_size(self)
-    }
-}
-
-impl crate::channel::Receiver for Receiver {
-    fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        Receiver::recv_into(self, buf)
-    }
-    fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        Receiver::try_recv_into(self, buf)
-    }
-    fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
-        Receiver::recv_into_timeout(self, buf, timeout)
-    }
-    fn max_message_size(&self) -> usize {
-        Receiver::max_message_size(self)
-    }
-}
+super::channel_traits!(Sender, Receiver);
