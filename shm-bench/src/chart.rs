@@ -161,9 +161,12 @@ where
         .draw()
         .map_err(e)?;
     let mut color = 0;
+    let mut limits = 0;
     for s in series {
         let style = if s.limit {
-            ShapeStyle::from(&BLACK).stroke_width(2)
+            limits += 1;
+            let grey = if limits == 1 { 0 } else { 140 };
+            ShapeStyle::from(&RGBColor(grey, grey, grey)).stroke_width(2)
         } else {
             color += 1;
             ShapeStyle::from(&Palette99::pick(color)).stroke_width(2)
