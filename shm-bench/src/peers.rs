@@ -17,14 +17,9 @@ use crate::stats::{histogram, summarize, Summary};
 use crate::urls;
 
 type Svc = iceoryx2::service::ipc::Service;
+type Factory = iceoryx2::service::port_factory::publish_subscribe::PortFactory<Svc, [u8], ()>;
 
-fn services(
-    node: &Node<Svc>,
-    tag: &str,
-) -> (
-    iceoryx2::service::port_factory::publish_subscribe::PortFactory<Svc, [u8], ()>,
-    iceoryx2::service::port_factory::publish_subscribe::PortFactory<Svc, [u8], ()>,
-) {
+fn services(node: &Node<Svc>, tag: &str) -> (Factory, Factory) {
     let make = |dir: &str| {
         let name: ServiceName = format!("shm-bench/{tag}/{dir}")
             .as_str()
