@@ -292,7 +292,7 @@ pub fn targets(
             1.0,
         ),
         target(
-            "shm spsc futex p50 round trip / raw futex ping-pong",
+            "shm spsc futex (spins, then sleeps) p50 / raw futex",
             futex.and_then(|s| ratio(s.p50_ns as f64, limits.futex_rtt.p50_ns as f64)),
             "<=",
             1.2,
