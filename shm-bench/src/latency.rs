@@ -1,81 +1,140 @@
 //! Two-process ping-pong over a Channel: the round-trip time of one message there and back.
+//!
+//! The parent listens on a "pong" endpoint and connects to a "ping" endpoint; the forked child
+//! does the reverse and echoes every message. Each ping carries its sequence number in its first
+//! eight bytes, and the parent checks that the echo brings the same one back. Timing starts only
+//! after the child said it is ready (a flag in shared memory) and after the warm-up round trips.
 
-use std::time::Instant;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use shmring::channel::{Receiver, Sender};
-use shmring::{spsc, Config, Error, Wait};
+use shmring::transport::pipe;
 
-use crate::proc;
+use crate::proc::{self, Rendezvous};
 use crate::stats::{histogram, summarize, Summary};
+use crate::urls::{self, Link};
 
 /// What the benchmark needs to know of a run.
 #[derive(Debug, Clone, Copy)]
 pub struct Params {
+    /// Message size in bytes (at least 8: the sequence number).
     pub size: usize,
+    /// Measured round trips, at most.
     pub iters: u64,
+    /// Unmeasured round trips first.
     pub warmup: u64,
+    /// Stop measuring after this long even if `iters` are not done (`None`: no limit).
+    pub budget: Option<Duration>,
     pub cpus: [Option<usize>; 2],
 }
 
-/// Measures round trips: the parent sends, the child echoes, the parent receives.
-///
-/// `parent` makes this process's halves before the fork (it creates what must exist first);
-/// `child` makes the echoing process's halves after it.
-pub fn ping_pong(
-    p: &Params,
-    parent: impl FnOnce() -> (Box<dyn Sender>, Box<dyn Receiver>),
-    child: impl FnOnce() -> (Box<dyn Sender>, Box<dyn Receiver>),
-) -> Summary {
+/// The smallest message the benchmarks send: the sequence number.
+pub const MIN_SIZE: usize = 8;
+
+type Halves = (Box<dyn Sender>, Box<dyn Receiver>);
+
+/// Round trips over `link`, or `None` when `p.size` is above what the transport carries.
+pub fn run(p: &Params, link: &Link) -> Result<Option<Summary>, String> {
+    assert!(
+        p.size >= MIN_SIZE,
+        "messages carry an 8-byte sequence number"
+    );
+    match link {
+        Link::Pipe => Ok(over_pipes(p)),
+        Link::Url(url) => over_url(p, url),
+    }
+}
+
+fn over_url(p: &Params, base: &str) -> Result<Option<Summary>, String> {
+    let tag = urls::run_tag();
+    let ping_url = urls::unique(base, &tag, "ping")?;
+    let pong_url = urls::unique(base, &tag, "pong")?;
     proc::pin(p.cpus[0]);
-    let (mut tx, mut rx) = parent();
-    let pid = proc::spawn(p.cpus[1], move || {
-        let (mut tx, mut rx) = child();
-        let mut buf = Vec::with_capacity(1 << 16);
-        loop {
-            match rx.recv_into(&mut buf) {
-                Ok(_) => tx.send(&buf).expect("echo send"),
-                Err(Error::Disconnected | Error::PeerDead) => return,
-                Err(e) => panic!("echo recv: {e}"),
-            }
-        }
+    let pong_rx = shmring::listen(&pong_url).map_err(|e| format!("listen {pong_url}: {e}"))?;
+    if p.size > pong_rx.max_message_size() {
+        return Ok(None);
+    }
+    let pong_at = pong_rx.local_url().unwrap_or(pong_url);
+    let meet = Rendezvous::new();
+    let size = p.size;
+    let pid = proc::spawn(p.cpus[1], || {
+        let ping_rx = shmring::listen(&ping_url).expect("child: listen on ping");
+        let pong_tx = shmring::connect(&pong_at).expect("child: connect to pong");
+        meet.set_ready(Some(&ping_rx.local_url().unwrap_or(ping_url.clone())));
+        echo(size, pong_tx, ping_rx);
     });
-    let msg = vec![0xA5u8; p.size];
-    let mut buf = Vec::with_capacity(p.size.max(1));
+    let ping_at = meet.wait_ready(pid).expect("child published its ping URL");
+    let ping_tx = shmring::connect(&ping_at).map_err(|e| format!("connect {ping_at}: {e}"))?;
+    let s = measure(p, (ping_tx, pong_rx), pid);
+    Ok(Some(s))
+}
+
+fn over_pipes(p: &Params) -> Option<Summary> {
+    proc::pin(p.cpus[0]);
+    let (ping_tx, ping_rx) = pipe::channel().expect("ping pipe");
+    let (pong_tx, pong_rx) = pipe::channel().expect("pong pipe");
+    if p.size > pong_rx.max_message_size() {
+        return None;
+    }
+    // Each process closes the other's ends (a kept write end would hide the end of the
+    // stream): the child drops its copy of the parent's halves, taken from this cell; the
+    // parent's copies of the child's halves go with the closure.
+    let parents = Cell::new(Some((ping_tx, pong_rx)));
+    let size = p.size;
+    let meet = Rendezvous::new();
+    let pid = proc::spawn(p.cpus[1], || {
+        drop(parents.take());
+        meet.set_ready(None);
+        echo(size, Box::new(pong_tx), Box::new(ping_rx));
+    });
+    let (ping_tx, pong_rx) = parents.take().expect("the parent's halves");
+    meet.wait_ready(pid);
+    Some(measure(p, (Box::new(ping_tx), Box::new(pong_rx)), pid))
+}
+
+/// The child: sends back every message until an empty one (or the end of the channel).
+fn echo(size: usize, mut tx: Box<dyn Sender>, mut rx: Box<dyn Receiver>) {
+    let mut buf = Vec::with_capacity(size);
+    loop {
+        match rx.recv_into(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => tx.send(&buf).expect("echo send"),
+            Err(shmring::Error::Disconnected | shmring::Error::PeerDead) => return,
+            Err(e) => panic!("echo recv: {e}"),
+        }
+    }
+}
+
+/// The parent: warm-up, then timed round trips; then the empty message that ends the child.
+fn measure(p: &Params, (mut tx, mut rx): Halves, child: nix::unistd::Pid) -> Summary {
+    let mut msg = vec![0xA5u8; p.size];
+    let mut buf = Vec::with_capacity(p.size);
     let mut hist = histogram();
+    let mut start = Instant::now();
     for i in 0..p.warmup + p.iters {
+        if i == p.warmup {
+            start = Instant::now();
+        }
+        msg[..8].copy_from_slice(&i.to_le_bytes());
         let t0 = Instant::now();
         tx.send(&msg).expect("ping send");
         let n = rx.recv_into(&mut buf).expect("pong recv");
         let rtt = t0.elapsed();
-        debug_assert_eq!(n, p.size);
+        assert!(
+            n == p.size && buf[..8] == i.to_le_bytes(),
+            "echo {i} came back wrong ({n} bytes)"
+        );
         if i >= p.warmup {
             hist.saturating_record(rtt.as_nanos() as u64);
+            if i % 64 == 0 && p.budget.is_some_and(|b| start.elapsed() >= b) {
+                break;
+            }
         }
     }
+    tx.send(&[]).expect("send the end");
+    proc::join(child);
     drop(tx);
     drop(rx);
-    proc::join(pid);
     summarize(&hist)
-}
-
-/// Ping-pong over two shared-memory SPSC rings with the wait strategy `wait`.
-pub fn shm_spsc(p: &Params, wait: Wait) -> Summary {
-    let id = std::process::id();
-    let ping = format!("shm-bench-ping-{id}");
-    let pong = format!("shm-bench-pong-{id}");
-    let cfg = Config::default().capacity(1 << 16).wait(wait);
-    let (ping2, pong2) = (ping.clone(), pong.clone());
-    ping_pong(
-        p,
-        || {
-            let tx = spsc::Sender::create(&ping, cfg.clone()).expect("create ping ring");
-            let rx = spsc::Receiver::create(&pong, cfg.clone()).expect("create pong ring");
-            (Box::new(tx), Box::new(rx))
-        },
-        move || {
-            let rx = spsc::Receiver::open(&ping2).expect("open ping ring");
-            let tx = spsc::Sender::open(&pong2).expect("open pong ring");
-            (Box::new(tx), Box::new(rx))
-        },
-    )
 }

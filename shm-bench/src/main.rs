@@ -1,37 +1,92 @@
-//! `shm-bench`: shmring measured against the physical limit of the machine.
+//! `shm-bench`: shmring and every other transport measured against the physical limits of the
+//! machine, side by side, in one run.
 //!
 //! ```text
-//! shm-bench latency [--size 64] [--iters 1000000] [--cpus 0,1] [--runs 5]
+//! shm-bench compare    [--runs 3] [--cpus 0,1] [--out target/shm-bench] [--quiet]
+//! shm-bench latency    [--url shm://x?wait=spin] [--size 64] [--iters 1000000] [--runs 5]
+//! shm-bench throughput [--url unix://@x] [--size 64] [--ms 500] [--runs 3]
+//! shm-bench sweep      [--url tcp://127.0.0.1:0] [--sizes 8,64,...] [--ms 100]
 //! ```
+//!
+//! Every command runs two processes (fork), pinned with `--cpus` (empty: not pinned). Endpoint
+//! URLs are those of `shmring::listen` / `shmring::connect`; the benchmark makes the name, path,
+//! key or port unique per run. `pipe:` uses pipes made before the fork.
 
+mod chart;
+mod compare;
 mod fanout;
 mod latency;
 mod limit;
+#[cfg(feature = "peers")]
+mod peers;
 mod proc;
+mod report;
 mod stats;
+mod throughput;
+mod urls;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use shmring::Wait;
 
-use crate::stats::{median, Summary};
+use crate::report::{human_rate, human_size};
+use crate::stats::{median, median_f64, median_summary, Summary};
+use crate::urls::Link;
+use shmring::Wait;
 
 #[derive(Parser)]
 #[command(
     name = "shm-bench",
-    about = "Benchmarks of shmring against the limits of the machine"
+    about = "Benchmarks of shmring and the classic IPC transports against the limits of the machine"
 )]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
 
+/// Message sizes 8 B .. 1 MiB, powers of 4 (times 8) and 1 MiB.
+fn default_sizes() -> Vec<usize> {
+    let mut v: Vec<usize> = (0..10)
+        .map(|k| 8usize << (2 * k))
+        .filter(|&s| s < 1 << 20)
+        .collect();
+    v.push(1 << 20);
+    v
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(digits);
+    let n: usize = n.parse().map_err(|_| format!("{s:?} is not a size"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        other => return Err(format!("unknown unit {other:?} (use KiB or MiB)")),
+    };
+    let size = n << shift;
+    if size < latency::MIN_SIZE {
+        return Err(format!(
+            "messages are at least {} bytes (they carry a sequence number)",
+            latency::MIN_SIZE
+        ));
+    }
+    Ok(size)
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Two-process ping-pong round trips (p50/p99/p999) beside the cache-line limit.
+    /// Without --url: shm spsc with spin and with futex waiting, as before.
     Latency {
-        /// Message size in bytes.
-        #[arg(long, default_value_t = 64)]
+        /// Endpoint URL (`shm://x?wait=spin`, `unix://@x`, `pipe:`, `tcp://127.0.0.1:0`…).
+        #[arg(long)]
+        url: Vec<String>,
+        /// Message size (bytes; KiB / MiB suffixes allowed).
+        #[arg(long, default_value = "64", value_parser = parse_size)]
         size: usize,
         /// Measured round trips per run.
         #[arg(long, default_value_t = 1_000_000)]
@@ -39,7 +94,7 @@ enum Cmd {
         /// Unmeasured round trips first.
         #[arg(long, default_value_t = 100_000)]
         warmup: u64,
-        /// Runs of each measurement; the table reports the median run.
+        /// Runs of each measurement (interleaved); the table reports the median run.
         #[arg(long, default_value_t = 5)]
         runs: usize,
         /// CPUs for the two processes, e.g. `0,1`. Empty: no pinning.
@@ -73,11 +128,84 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         cpus: Vec<usize>,
     },
+    /// One-way throughput between two processes (messages/s, bytes/s).
+    Throughput {
+        /// Endpoint URL(s).
+        #[arg(
+            long,
+            default_value = "shm://shm-bench?ring=spsc&capacity=4MiB&wait=spin"
+        )]
+        url: Vec<String>,
+        #[arg(long, default_value = "64", value_parser = parse_size)]
+        size: usize,
+        /// Milliseconds counted per run.
+        #[arg(long, default_value_t = 500)]
+        ms: u64,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value = "0,1", value_delimiter = ',')]
+        cpus: Vec<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Round trip and throughput at every message size from 8 B to 1 MiB.
+    Sweep {
+        #[arg(
+            long,
+            default_value = "shm://shm-bench?ring=spsc&capacity=4MiB&wait=spin"
+        )]
+        url: Vec<String>,
+        /// Sizes (default: 8 B, 32 B, … powers of 4 … 512 KiB, 1 MiB).
+        #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+        sizes: Vec<usize>,
+        /// Milliseconds per point and mode.
+        #[arg(long, default_value_t = 100)]
+        ms: u64,
+        #[arg(long, default_value = "0,1", value_delimiter = ',')]
+        cpus: Vec<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every transport, the limits (cache line, raw futex, memcpy) and the peer (iceoryx2, with
+    /// `--features peers`) in one run: tables, the issue's targets, JSON, SVG and PNG charts.
+    Compare {
+        /// Interleaved runs of each headline figure; tables report medians.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Runs of each sweep point (0: no sweep, no charts).
+        #[arg(long, default_value_t = 1)]
+        sweep_runs: usize,
+        /// Milliseconds per headline measurement.
+        #[arg(long, default_value_t = 100)]
+        ms: u64,
+        /// Milliseconds per sweep point.
+        #[arg(long, default_value_t = 25)]
+        sweep_ms: u64,
+        /// Sweep sizes (default: 8 B … 1 MiB, powers of 4).
+        #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+        sizes: Vec<usize>,
+        #[arg(long, default_value = "0,1", value_delimiter = ',')]
+        cpus: Vec<usize>,
+        /// Where compare.json and the charts go.
+        #[arg(long, default_value = "target/shm-bench")]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// Print the JSON report to stdout instead of the tables.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn cpu_pair(cpus: &[usize]) -> [Option<usize>; 2] {
+    [cpus.first().copied(), cpus.get(1).copied()]
 }
 
 #[derive(Serialize)]
-struct Row {
+struct LatencyRow {
     name: String,
+    size: usize,
     p50_ns: u64,
     p99_ns: u64,
     p999_ns: u64,
@@ -92,7 +220,21 @@ fn parse_wait(s: &str) -> Wait {
     }
 }
 
+#[derive(Serialize)]
+struct RateRow {
+    url: String,
+    size: usize,
+    msgs_per_s: f64,
+    bytes_per_s: f64,
+}
+
+fn die(msg: String) -> ! {
+    eprintln!("shm-bench: {msg}");
+    std::process::exit(1)
+}
+
 fn main() {
+    let wall = Instant::now();
     match Cli::parse().cmd {
         Cmd::Fanout {
             producers,
@@ -128,6 +270,7 @@ fn main() {
             }
         }
         Cmd::Latency {
+            url,
             size,
             iters,
             warmup,
@@ -135,37 +278,63 @@ fn main() {
             cpus,
             json,
         } => {
-            let cpus = [cpus.first().copied(), cpus.get(1).copied()];
+            let cpus = cpu_pair(&cpus);
             let p = latency::Params {
                 size,
                 iters,
                 warmup,
+                budget: None,
                 cpus,
             };
+            let urls: Vec<(String, String)> = if url.is_empty() {
+                ["spin", "futex"]
+                    .iter()
+                    .map(|w| {
+                        (
+                            format!("shm spsc {w} ({size} B)"),
+                            format!("shm://shm-bench?ring=spsc&capacity=4MiB&wait={w}"),
+                        )
+                    })
+                    .collect()
+            } else {
+                url.iter()
+                    .map(|u| {
+                        (
+                            format!("{} ({size} B)", urls::transport_label(u)),
+                            u.clone(),
+                        )
+                    })
+                    .collect()
+            };
             // Interleave the runs so that a noisy moment hits every candidate alike.
-            let mut limit = Vec::new();
-            let mut spin = Vec::new();
-            let mut futex = Vec::new();
+            let mut limit_runs = Vec::new();
+            let mut per_url: Vec<Vec<Summary>> = vec![Vec::new(); urls.len()];
             for _ in 0..runs.max(1) {
-                limit.push(limit::cache_line_round_trip(iters, warmup, cpus));
-                spin.push(latency::shm_spsc(&p, Wait::Spin));
-                futex.push(latency::shm_spsc(&p, Wait::Futex));
+                limit_runs.push(limit::cache_line_round_trip(iters, warmup, cpus));
+                for (i, (_, u)) in urls.iter().enumerate() {
+                    match latency::run(&p, &Link::parse(u)) {
+                        Ok(Some(s)) => per_url[i].push(s),
+                        Ok(None) => die(format!("{u}: {size} B is above what it carries")),
+                        Err(e) => die(e),
+                    }
+                }
             }
-            let limit = median_summary(&limit);
-            let rows: Vec<Row> = [
-                ("cache-line limit".to_string(), limit),
-                (format!("shm spsc spin ({size} B)"), median_summary(&spin)),
-                (format!("shm spsc futex ({size} B)"), median_summary(&futex)),
-            ]
-            .into_iter()
-            .map(|(name, s)| Row {
-                name,
-                p50_ns: s.p50_ns,
-                p99_ns: s.p99_ns,
-                p999_ns: s.p999_ns,
-                ratio_to_limit: s.p50_ns as f64 / limit.p50_ns.max(1) as f64,
-            })
-            .collect();
+            let limit = median_summary(&limit_runs);
+            let mut named = vec![("cache-line limit".to_string(), limit)];
+            for ((name, _), s) in urls.iter().zip(&per_url) {
+                named.push((name.clone(), median_summary(s)));
+            }
+            let rows: Vec<LatencyRow> = named
+                .into_iter()
+                .map(|(name, s)| LatencyRow {
+                    name,
+                    size,
+                    p50_ns: s.p50_ns,
+                    p99_ns: s.p99_ns,
+                    p999_ns: s.p999_ns,
+                    ratio_to_limit: s.p50_ns as f64 / limit.p50_ns.max(1) as f64,
+                })
+                .collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
             } else {
@@ -174,27 +343,226 @@ fn main() {
                     runs.max(1)
                 );
                 println!(
-                    "{:<28} {:>9} {:>9} {:>9} {:>9}",
+                    "{:<34} {:>9} {:>9} {:>9} {:>9}",
                     "", "p50 ns", "p99 ns", "p999 ns", "p50/limit"
                 );
                 for r in &rows {
                     println!(
-                        "{:<28} {:>9} {:>9} {:>9} {:>9.2}",
+                        "{:<34} {:>9} {:>9} {:>9} {:>9.2}",
                         r.name, r.p50_ns, r.p99_ns, r.p999_ns, r.ratio_to_limit
                     );
                 }
             }
         }
+        Cmd::Throughput {
+            url,
+            size,
+            ms,
+            runs,
+            cpus,
+            json,
+        } => {
+            let p = throughput::Params {
+                size,
+                budget: Duration::from_millis(ms),
+                max_msgs: u64::MAX,
+                cpus: cpu_pair(&cpus),
+            };
+            let mut per_url: Vec<Vec<throughput::Rate>> = vec![Vec::new(); url.len()];
+            for _ in 0..runs.max(1) {
+                for (i, u) in url.iter().enumerate() {
+                    match throughput::run(&p, &Link::parse(u)) {
+                        Ok(Some(r)) => per_url[i].push(r),
+                        Ok(None) => die(format!("{u}: {size} B is above what it carries")),
+                        Err(e) => die(e),
+                    }
+                }
+            }
+            let rows: Vec<RateRow> = url
+                .iter()
+                .zip(&per_url)
+                .map(|(u, rs)| RateRow {
+                    url: u.clone(),
+                    size,
+                    msgs_per_s: median_f64(rs.iter().map(|r| r.msgs_per_s).collect()),
+                    bytes_per_s: median_f64(rs.iter().map(|r| r.bytes_per_s).collect()),
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+            } else {
+                println!(
+                    "one-way throughput, {} messages, median of {} runs x {ms} ms",
+                    human_size(size),
+                    runs.max(1)
+                );
+                for r in &rows {
+                    println!(
+                        "{:<55} {:>12.0} msgs/s {:>12}",
+                        r.url,
+                        r.msgs_per_s,
+                        human_rate(r.bytes_per_s)
+                    );
+                }
+            }
+        }
+        Cmd::Sweep {
+            url,
+            sizes,
+            ms,
+            cpus,
+            json,
+        } => {
+            let sizes = if sizes.is_empty() {
+                default_sizes()
+            } else {
+                sizes
+            };
+            let cpus = cpu_pair(&cpus);
+            #[derive(Serialize)]
+            struct Point {
+                url: String,
+                size: usize,
+                rtt: Option<Summary>,
+                rate: Option<throughput::Rate>,
+            }
+            let mut points = Vec::new();
+            for u in &url {
+                let link = Link::parse(u);
+                for &size in &sizes {
+                    let lp = latency::Params {
+                        size,
+                        iters: u64::MAX / 4,
+                        warmup: 100,
+                        budget: Some(Duration::from_millis(ms)),
+                        cpus,
+                    };
+                    let tp = throughput::Params {
+                        size,
+                        budget: Duration::from_millis(ms),
+                        max_msgs: u64::MAX,
+                        cpus,
+                    };
+                    let rtt = latency::run(&lp, &link).unwrap_or_else(|e| die(e));
+                    let rate = throughput::run(&tp, &link).unwrap_or_else(|e| die(e));
+                    points.push(Point {
+                        url: u.clone(),
+                        size,
+                        rtt,
+                        rate,
+                    });
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&points).expect("json"));
+            } else {
+                println!(
+                    "{:<50} {:>8} {:>10} {:>10} {:>12} {:>12}",
+                    "url", "size", "p50 ns", "p99 ns", "msgs/s", "bytes/s"
+                );
+                for p in &points {
+                    let (p50, p99) = p.rtt.map_or(("n/a".into(), "n/a".into()), |s| {
+                        (s.p50_ns.to_string(), s.p99_ns.to_string())
+                    });
+                    let (mps, bps) = p.rate.map_or(("n/a".into(), "n/a".into()), |r| {
+                        (format!("{:.0}", r.msgs_per_s), human_rate(r.bytes_per_s))
+                    });
+                    println!(
+                        "{:<50} {:>8} {:>10} {:>10} {:>12} {:>12}",
+                        p.url,
+                        human_size(p.size),
+                        p50,
+                        p99,
+                        mps,
+                        bps
+                    );
+                }
+            }
+        }
+        Cmd::Compare {
+            runs,
+            sweep_runs,
+            ms,
+            sweep_ms,
+            sizes,
+            cpus,
+            out,
+            quiet,
+            json,
+        } => {
+            let o = compare::Options {
+                runs,
+                sweep_runs,
+                cpus: cpu_pair(&cpus),
+                budget: Duration::from_millis(ms),
+                sweep_budget: Duration::from_millis(sweep_ms),
+                latency_size: 64,
+                throughput_sizes: vec![64, 64 << 10],
+                sweep_sizes: if sweep_runs == 0 {
+                    Vec::new()
+                } else if sizes.is_empty() {
+                    default_sizes()
+                } else {
+                    sizes
+                },
+                quiet,
+            };
+            let mut rep = compare::run(&o).unwrap_or_else(|e| die(e));
+            if let Err(e) = std::fs::create_dir_all(&out) {
+                die(format!("{}: {e}", out.display()));
+            }
+            let mut written = Vec::new();
+            if !o.sweep_sizes.is_empty() {
+                match chart::write_all(&rep, &out) {
+                    Ok(paths) => written.extend(paths),
+                    Err(e) => eprintln!("shm-bench: charts not written: {e}"),
+                }
+            }
+            rep.wall_s = wall.elapsed().as_secs_f64();
+            let path = out.join("compare.json");
+            let text = serde_json::to_string_pretty(&rep).expect("json");
+            if let Err(e) = std::fs::write(&path, &text) {
+                die(format!("{}: {e}", path.display()));
+            }
+            written.insert(0, path);
+            if json {
+                println!("{text}");
+            } else {
+                print!("{}", report::render(&rep));
+                if !compare::peer_available() {
+                    println!(
+                        "  (iceoryx2 not in this build: cargo run -p shm-bench --release --features peers -- compare)"
+                    );
+                }
+                println!(
+                    "\nnote: ratios and medians come from this one run; a busy machine makes every figure noisy"
+                );
+                for p in &written {
+                    println!("wrote {}", p.display());
+                }
+            }
+        }
     }
+    eprintln!("wall time {:.1} s", wall.elapsed().as_secs_f64());
 }
 
-/// Each percentile's median across runs.
-fn median_summary(runs: &[Summary]) -> Summary {
-    Summary {
-        samples: runs.iter().map(|s| s.samples).sum(),
-        p50_ns: median(runs.iter().map(|s| s.p50_ns).collect()),
-        p99_ns: median(runs.iter().map(|s| s.p99_ns).collect()),
-        p999_ns: median(runs.iter().map(|s| s.p999_ns).collect()),
-        max_ns: runs.iter().map(|s| s.max_ns).max().unwrap_or(0),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_span_8_bytes_to_1_mib() {
+        let s = default_sizes();
+        assert_eq!(s.first(), Some(&8));
+        assert_eq!(s.last(), Some(&(1 << 20)));
+        assert!(s.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert!(parse_size("4").is_err());
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

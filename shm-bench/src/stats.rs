@@ -1,10 +1,10 @@
 //! Latency summaries from an HDR histogram.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Percentiles of round-trip times, in nanoseconds.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub samples: u64,
     pub p50_ns: u64,
@@ -31,5 +31,22 @@ pub fn summarize(h: &Histogram<u64>) -> Summary {
 /// The median of a few numbers (each run's p50, say): the machine is noisy.
 pub fn median(mut xs: Vec<u64>) -> u64 {
     xs.sort_unstable();
+    xs[xs.len() / 2]
+}
+
+/// Each percentile's median across runs.
+pub fn median_summary(runs: &[Summary]) -> Summary {
+    Summary {
+        samples: runs.iter().map(|s| s.samples).sum(),
+        p50_ns: median(runs.iter().map(|s| s.p50_ns).collect()),
+        p99_ns: median(runs.iter().map(|s| s.p99_ns).collect()),
+        p999_ns: median(runs.iter().map(|s| s.p999_ns).collect()),
+        max_ns: runs.iter().map(|s| s.max_ns).max().unwrap_or(0),
+    }
+}
+
+/// The median of a few floats (NaN-free).
+pub fn median_f64(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
 }

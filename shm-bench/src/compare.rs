@@ -1,0 +1,396 @@
+//! `shm-bench compare`: every transport, the limits and the peer, in one run.
+//!
+//! The headline figures (round trip at 64 B, throughput at 64 B and 64 KiB, the limits) are
+//! measured `runs` times, interleaved (every candidate once, then every candidate again…) so that
+//! a noisy moment of the machine hits all alike; the tables report medians. The sweep (every size
+//! for the charts) runs `sweep_runs` times per point with a shorter budget.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::report::{self, Limits, MemcpyPoint, Report, SweepLatency, SweepThroughput};
+use crate::stats::{median_f64, median_summary, Summary};
+use crate::throughput::Rate;
+use crate::urls::Link;
+use crate::{latency, limit, throughput};
+
+/// Every transport of the comparison: label and endpoint URL.
+pub const TRANSPORTS: &[(&str, &str)] = &[
+    (
+        "shm spsc spin",
+        "shm://shm-bench?ring=spsc&capacity=4MiB&wait=spin",
+    ),
+    (
+        "shm spsc futex",
+        "shm://shm-bench?ring=spsc&capacity=4MiB&wait=futex",
+    ),
+    ("pipe", "pipe:"),
+    ("fifo", "fifo:///tmp/shm-bench-fifo"),
+    ("unix stream", "unix://@shm-bench"),
+    ("unix seqpacket", "unix-seqpacket://@shm-bench"),
+    ("unix dgram", "unix-dgram://@shm-bench"),
+    ("POSIX mq", "mq://shm-bench"),
+    ("SysV mq", "sysv://0x5348"),
+    ("tcp loopback", "tcp://127.0.0.1:0"),
+];
+
+/// The label of the peer's row (present with `--features peers`).
+pub const PEER: &str = "iceoryx2 spin";
+
+pub struct Options {
+    pub runs: usize,
+    pub sweep_runs: usize,
+    pub cpus: [Option<usize>; 2],
+    pub budget: Duration,
+    pub sweep_budget: Duration,
+    pub latency_size: usize,
+    pub throughput_sizes: Vec<usize>,
+    pub sweep_sizes: Vec<usize>,
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Job {
+    CacheLine,
+    Futex,
+    Memcpy(usize),
+    Latency { t: usize, size: usize, sweep: bool },
+    Peer { size: usize, sweep: bool },
+    Throughput { t: usize, size: usize, sweep: bool },
+}
+
+enum Outcome {
+    Rtt(Option<Summary>),
+    Rate(Option<Rate>),
+    Bandwidth(f64),
+}
+
+pub fn peer_available() -> bool {
+    cfg!(feature = "peers")
+}
+
+#[cfg(feature = "peers")]
+fn peer_round_trip(p: &latency::Params) -> Option<Summary> {
+    Some(crate::peers::iceoryx2_round_trip(p))
+}
+
+#[cfg(not(feature = "peers"))]
+fn peer_round_trip(_: &latency::Params) -> Option<Summary> {
+    None
+}
+
+/// Warm-up round trips: fewer for big messages.
+fn warmup(size: usize) -> u64 {
+    ((64 * 1000) / size.max(1)).clamp(10, 1000) as u64
+}
+
+fn progress(total: u64, quiet: bool) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if quiet || !std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:40}] {pos}/{len} {msg}")
+            .expect("progress template")
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+pub fn run(o: &Options) -> Result<Report, String> {
+    let started = Instant::now();
+    let started_unix_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+
+    // The plan: headline jobs (interleaved, `runs` times), then the sweep.
+    let mut headline = vec![Job::CacheLine, Job::Futex];
+    let mut memcpy_sizes = o.throughput_sizes.clone();
+    memcpy_sizes.extend(&o.sweep_sizes);
+    memcpy_sizes.sort_unstable();
+    memcpy_sizes.dedup();
+    headline.extend(memcpy_sizes.iter().map(|&s| Job::Memcpy(s)));
+    for t in 0..TRANSPORTS.len() {
+        headline.push(Job::Latency {
+            t,
+            size: o.latency_size,
+            sweep: false,
+        });
+    }
+    if peer_available() {
+        headline.push(Job::Peer {
+            size: o.latency_size,
+            sweep: false,
+        });
+    }
+    for &size in &o.throughput_sizes {
+        for t in 0..TRANSPORTS.len() {
+            headline.push(Job::Throughput {
+                t,
+                size,
+                sweep: false,
+            });
+        }
+    }
+    let mut sweep = Vec::new();
+    for &size in &o.sweep_sizes {
+        for t in 0..TRANSPORTS.len() {
+            sweep.push(Job::Latency {
+                t,
+                size,
+                sweep: true,
+            });
+        }
+        if peer_available() {
+            sweep.push(Job::Peer { size, sweep: true });
+        }
+        for t in 0..TRANSPORTS.len() {
+            sweep.push(Job::Throughput {
+                t,
+                size,
+                sweep: true,
+            });
+        }
+    }
+    let runs = o.runs.max(1);
+    let total = headline.len() * runs + sweep.len() * o.sweep_runs;
+    let pb = progress(total as u64, o.quiet);
+
+    let mut head_out: Vec<Vec<Outcome>> = headline.iter().map(|_| Vec::new()).collect();
+    for _ in 0..runs {
+        for (i, job) in headline.iter().enumerate() {
+            pb.set_message(describe(job));
+            head_out[i].push(execute(job, o)?);
+            pb.inc(1);
+        }
+    }
+    let mut sweep_out: Vec<Vec<Outcome>> = sweep.iter().map(|_| Vec::new()).collect();
+    for _ in 0..o.sweep_runs {
+        for (i, job) in sweep.iter().enumerate() {
+            pb.set_message(describe(job));
+            sweep_out[i].push(execute(job, o)?);
+            pb.inc(1);
+        }
+    }
+    pb.finish_and_clear();
+
+    // Medians.
+    let rtt = |outs: &[Outcome]| -> Option<Summary> {
+        let xs: Vec<Summary> = outs
+            .iter()
+            .filter_map(|x| match x {
+                Outcome::Rtt(s) => *s,
+                _ => None,
+            })
+            .collect();
+        (!xs.is_empty()).then(|| median_summary(&xs))
+    };
+    let rate = |outs: &[Outcome]| -> Option<Rate> {
+        let mut xs: Vec<Rate> = outs
+            .iter()
+            .filter_map(|x| match x {
+                Outcome::Rate(r) => *r,
+                _ => None,
+            })
+            .collect();
+        xs.sort_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
+        xs.get(xs.len() / 2).copied()
+    };
+    let find = |j: Job| headline.iter().position(|x| *x == j).expect("planned job");
+
+    let cache_line_rtt = rtt(&head_out[find(Job::CacheLine)]).expect("cache line measured");
+    let futex_rtt = rtt(&head_out[find(Job::Futex)]).expect("futex measured");
+    let memcpy: Vec<MemcpyPoint> = memcpy_sizes
+        .iter()
+        .map(|&size| {
+            let xs = head_out[find(Job::Memcpy(size))]
+                .iter()
+                .filter_map(|x| match x {
+                    Outcome::Bandwidth(b) => Some(*b),
+                    _ => None,
+                })
+                .collect();
+            MemcpyPoint {
+                size,
+                bytes_per_s: median_f64(xs),
+            }
+        })
+        .collect();
+
+    let mut lat_measured: Vec<(String, String, Option<Summary>)> = TRANSPORTS
+        .iter()
+        .enumerate()
+        .map(|(t, (label, url))| {
+            let j = Job::Latency {
+                t,
+                size: o.latency_size,
+                sweep: false,
+            };
+            (label.to_string(), url.to_string(), rtt(&head_out[find(j)]))
+        })
+        .collect();
+    if peer_available() {
+        let j = Job::Peer {
+            size: o.latency_size,
+            sweep: false,
+        };
+        lat_measured.push((
+            PEER.into(),
+            "iceoryx2 ipc publish-subscribe".into(),
+            rtt(&head_out[find(j)]),
+        ));
+    }
+    let mut tput_measured = Vec::new();
+    for &size in &o.throughput_sizes {
+        for (t, (label, url)) in TRANSPORTS.iter().enumerate() {
+            let j = Job::Throughput {
+                t,
+                size,
+                sweep: false,
+            };
+            tput_measured.push((
+                label.to_string(),
+                url.to_string(),
+                size,
+                rate(&head_out[find(j)]),
+            ));
+        }
+    }
+    let latency = report::latency_rows(o.latency_size, &lat_measured, &cache_line_rtt, &futex_rtt);
+    let throughput = report::throughput_rows(&tput_measured, &memcpy);
+
+    let mut sweep_latency = Vec::new();
+    let mut sweep_throughput = Vec::new();
+    for (job, outs) in sweep.iter().zip(&sweep_out) {
+        match *job {
+            Job::Latency { t, size, .. } => {
+                if let Some(rtt) = rtt(outs) {
+                    sweep_latency.push(SweepLatency {
+                        transport: TRANSPORTS[t].0.into(),
+                        size,
+                        rtt,
+                    });
+                }
+            }
+            Job::Peer { size, .. } => {
+                if let Some(rtt) = rtt(outs) {
+                    sweep_latency.push(SweepLatency {
+                        transport: PEER.into(),
+                        size,
+                        rtt,
+                    });
+                }
+            }
+            Job::Throughput { t, size, .. } => {
+                if let Some(rate) = rate(outs) {
+                    sweep_throughput.push(SweepThroughput {
+                        transport: TRANSPORTS[t].0.into(),
+                        size,
+                        rate,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let limits = Limits {
+        cache_line_rtt,
+        futex_rtt,
+        memcpy,
+    };
+    let targets = report::targets(&latency, &throughput, &limits);
+    Ok(Report {
+        schema_version: report::SCHEMA_VERSION,
+        tool: format!("shm-bench {}", env!("CARGO_PKG_VERSION")),
+        started_unix_s,
+        wall_s: started.elapsed().as_secs_f64(),
+        machine: report::Machine {
+            cpus_online: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+        },
+        settings: report::Settings {
+            runs,
+            sweep_runs: o.sweep_runs,
+            cpus: o.cpus.iter().flatten().copied().collect(),
+            budget_ms: o.budget.as_millis() as u64,
+            sweep_budget_ms: o.sweep_budget.as_millis() as u64,
+            latency_size: o.latency_size,
+            throughput_sizes: o.throughput_sizes.clone(),
+            sweep_sizes: o.sweep_sizes.clone(),
+        },
+        limits,
+        latency,
+        throughput,
+        sweep_latency,
+        sweep_throughput,
+        targets,
+    })
+}
+
+fn describe(job: &Job) -> String {
+    match *job {
+        Job::CacheLine => "limit: cache line".into(),
+        Job::Futex => "limit: raw futex".into(),
+        Job::Memcpy(s) => format!("limit: memcpy {}", report::human_size(s)),
+        Job::Latency { t, size, .. } => {
+            format!(
+                "round trip {} {}",
+                TRANSPORTS[t].0,
+                report::human_size(size)
+            )
+        }
+        Job::Peer { size, .. } => format!("round trip {PEER} {}", report::human_size(size)),
+        Job::Throughput { t, size, .. } => {
+            format!(
+                "throughput {} {}",
+                TRANSPORTS[t].0,
+                report::human_size(size)
+            )
+        }
+    }
+}
+
+fn execute(job: &Job, o: &Options) -> Result<Outcome, String> {
+    let budget = |sweep: bool| if sweep { o.sweep_budget } else { o.budget };
+    let lat = |size: usize, sweep: bool| latency::Params {
+        size,
+        iters: u64::MAX / 4,
+        warmup: warmup(size),
+        budget: Some(budget(sweep)),
+        cpus: o.cpus,
+    };
+    Ok(match *job {
+        // ~150-300 ns a round trip: this many take a few tens of milliseconds.
+        Job::CacheLine => Outcome::Rtt(Some(limit::cache_line_round_trip(200_000, 20_000, o.cpus))),
+        Job::Futex => Outcome::Rtt(Some(limit::futex_round_trip(
+            u64::MAX / 4,
+            1000,
+            Some(o.budget),
+            o.cpus,
+        ))),
+        Job::Memcpy(size) => Outcome::Bandwidth(limit::memcpy_bandwidth(
+            size,
+            o.budget.min(Duration::from_millis(50)),
+        )),
+        Job::Latency { t, size, sweep } => {
+            let link = Link::parse(TRANSPORTS[t].1);
+            Outcome::Rtt(latency::run(&lat(size, sweep), &link)?)
+        }
+        Job::Peer { size, sweep } => Outcome::Rtt(peer_round_trip(&lat(size, sweep))),
+        Job::Throughput { t, size, sweep } => {
+            let link = Link::parse(TRANSPORTS[t].1);
+            let p = throughput::Params {
+                size,
+                budget: budget(sweep),
+                max_msgs: u64::MAX,
+                cpus: o.cpus,
+            };
+            Outcome::Rate(throughput::run(&p, &link)?)
+        }
+    })
+}

@@ -1,0 +1,133 @@
+//! The best peer, measured with the same loop: iceoryx2 (built with `--features peers`).
+//!
+//! Two publish-subscribe services over IPC (`ipc::Service`, zero-copy shared memory), one per
+//! direction, with `[u8]` slice payloads of the same size as shmring's. Like shmring's
+//! ping-pong, the parent writes the sequence number and the payload into a loaned sample and
+//! sends it; the child busy-polls its subscriber, copies the payload into a sample of its own and
+//! sends it back; the parent busy-polls for the echo carrying the same sequence number. Same CPU
+//! pinning, same warm-up and time budget, same histogram.
+
+use std::time::Instant;
+
+use iceoryx2::prelude::*;
+
+use crate::latency::Params;
+use crate::proc::{self, Rendezvous};
+use crate::stats::{histogram, summarize, Summary};
+use crate::urls;
+
+type Svc = iceoryx2::service::ipc::Service;
+type Factory = iceoryx2::service::port_factory::publish_subscribe::PortFactory<Svc, [u8], ()>;
+
+fn services(node: &Node<Svc>, tag: &str) -> (Factory, Factory) {
+    let make = |dir: &str| {
+        let name: ServiceName = format!("shm-bench/{tag}/{dir}")
+            .as_str()
+            .try_into()
+            .expect("service name");
+        node.service_builder(&name)
+            .publish_subscribe::<[u8]>()
+            .history_size(0)
+            .subscriber_max_buffer_size(1)
+            .enable_safe_overflow(true)
+            .max_publishers(1)
+            .max_subscribers(1)
+            .open_or_create()
+            .expect("iceoryx2 service")
+    };
+    (make("ping"), make("pong"))
+}
+
+/// Round trips over iceoryx2 publish-subscribe, busy-polling on both sides.
+pub fn iceoryx2_round_trip(p: &Params) -> Summary {
+    set_log_level(LogLevel::Error);
+    let tag = urls::run_tag();
+    let meet = Rendezvous::new();
+    let size = p.size;
+    proc::pin(p.cpus[0]);
+    let pid = proc::spawn(p.cpus[1], || {
+        let node = NodeBuilder::new().create::<Svc>().expect("iceoryx2 node");
+        let (ping, pong) = services(&node, &tag);
+        let sub = ping.subscriber_builder().create().expect("subscriber");
+        let publ = pong
+            .publisher_builder()
+            .initial_max_slice_len(size)
+            .create()
+            .expect("publisher");
+        meet.set_ready(None);
+        loop {
+            match sub.receive().expect("receive") {
+                Some(sample) => {
+                    let echo = publ
+                        .loan_slice_uninit(sample.payload().len())
+                        .expect("loan")
+                        .write_from_slice(sample.payload());
+                    drop(sample);
+                    echo.send().expect("send");
+                }
+                None if meet.stopped() => break,
+                None => std::hint::spin_loop(),
+            }
+        }
+    });
+    meet.wait_ready(pid);
+    let node = NodeBuilder::new().create::<Svc>().expect("iceoryx2 node");
+    let (ping, pong) = services(&node, &tag);
+    let publ = ping
+        .publisher_builder()
+        .initial_max_slice_len(size)
+        .create()
+        .expect("publisher");
+    let sub = pong.subscriber_builder().create().expect("subscriber");
+    let mut msg = vec![0xA5u8; size];
+    let mut send = |seq: u64| {
+        msg[..8].copy_from_slice(&seq.to_le_bytes());
+        publ.loan_slice_uninit(size)
+            .expect("loan")
+            .write_from_slice(&msg)
+            .send()
+            .expect("send");
+    };
+    // Handshake: both sides connected. Until then a sample may find no subscriber, so resend.
+    let mut hs = u64::MAX;
+    'handshake: loop {
+        send(hs);
+        let t = Instant::now();
+        while t.elapsed().as_millis() < 2 {
+            if sub.receive().expect("receive").is_some() {
+                break 'handshake;
+            }
+        }
+        hs -= 1;
+        assert!(u64::MAX - hs < 10_000, "iceoryx2 peer never answered");
+    }
+    let mut hist = histogram();
+    let mut start = Instant::now();
+    for i in 0..p.warmup + p.iters {
+        if i == p.warmup {
+            start = Instant::now();
+        }
+        let t0 = Instant::now();
+        send(i);
+        // Late echoes of the handshake carry other numbers: skip them.
+        loop {
+            if let Some(s) = sub.receive().expect("receive") {
+                let got = &s.payload()[..8];
+                if got == i.to_le_bytes() {
+                    assert_eq!(s.payload().len(), size);
+                    break;
+                }
+            }
+            std::hint::spin_loop();
+        }
+        if i >= p.warmup {
+            hist.saturating_record(t0.elapsed().as_nanos() as u64);
+            if i % 64 == 0 && p.budget.is_some_and(|b| start.elapsed() >= b) {
+                break;
+            }
+        }
+    }
+    meet.stop();
+    proc::join(pid);
+    summarize(&hist)
+}

@@ -1,0 +1,153 @@
+//! One-way throughput between two processes: the forked child sends as fast as it can, the
+//! parent receives.
+//!
+//! Every message is written by the sender (its sequence number stamped into its first and last
+//! eight bytes, the rest copied in by the transport's `send`) and read by the receiver (copied
+//! out by `recv_into`, both stamps checked, and summed), so a transport cannot win by moving
+//! nothing. Timing starts after a handshake message has arrived and the child said it is ready;
+//! the parent then raises the "go" flag, counts what arrives for the time budget, raises "stop",
+//! and drains the rest (uncounted) up to the child's empty end message.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use shmring::channel::{Receiver, Sender};
+use shmring::transport::pipe;
+
+use crate::latency::MIN_SIZE;
+use crate::proc::{self, Rendezvous};
+use crate::urls::{self, Link};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    /// Message size in bytes (at least 8).
+    pub size: usize,
+    /// Time to count messages for.
+    pub budget: Duration,
+    /// Count at most this many messages.
+    pub max_msgs: u64,
+    pub cpus: [Option<usize>; 2],
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    /// Messages counted.
+    pub msgs: u64,
+    /// Seconds they took.
+    pub secs: f64,
+    pub msgs_per_s: f64,
+    pub bytes_per_s: f64,
+}
+
+impl Rate {
+    pub fn new(msgs: u64, size: usize, secs: f64) -> Rate {
+        let secs = secs.max(1e-9);
+        Rate {
+            msgs,
+            secs,
+            msgs_per_s: msgs as f64 / secs,
+            bytes_per_s: (msgs as f64 * size as f64) / secs,
+        }
+    }
+}
+
+/// One-way throughput over `link`, or `None` when `p.size` is above what it carries.
+pub fn run(p: &Params, link: &Link) -> Result<Option<Rate>, String> {
+    assert!(
+        p.size >= MIN_SIZE,
+        "messages carry an 8-byte sequence number"
+    );
+    proc::pin(p.cpus[0]);
+    let meet = Rendezvous::new();
+    let size = p.size;
+    let (rx, pid): (Box<dyn Receiver>, _) = match link {
+        Link::Pipe => {
+            let (tx, rx) = pipe::channel().map_err(|e| format!("pipe: {e}"))?;
+            if size > rx.max_message_size() {
+                return Ok(None);
+            }
+            // The child drops its copy of the read end (taken from the cell); the parent's
+            // copy of the write end goes with the closure.
+            let parents = Cell::new(Some(rx));
+            let pid = proc::spawn(p.cpus[1], || {
+                drop(parents.take());
+                send_all(size, Box::new(tx), &meet);
+            });
+            (Box::new(parents.take().expect("the read end")), pid)
+        }
+        Link::Url(base) => {
+            let url = urls::unique(base, &urls::run_tag(), "data")?;
+            let rx = shmring::listen(&url).map_err(|e| format!("listen {url}: {e}"))?;
+            if size > rx.max_message_size() {
+                return Ok(None);
+            }
+            let at = rx.local_url().unwrap_or(url);
+            let pid = proc::spawn(p.cpus[1], || {
+                let tx = shmring::connect(&at).expect("child: connect");
+                send_all(size, tx, &meet);
+            });
+            (rx, pid)
+        }
+    };
+    Ok(Some(receive_all(p, rx, &meet, pid)))
+}
+
+/// The child: handshake, wait for go, send stamped messages until stop, then the end.
+fn send_all(size: usize, mut tx: Box<dyn Sender>, meet: &Rendezvous) {
+    tx.send(&u64::MAX.to_le_bytes()).expect("send handshake");
+    meet.set_ready(None);
+    meet.wait_go();
+    let mut msg = vec![0x3Cu8; size];
+    let mut seq = 0u64;
+    while !meet.stopped() {
+        let stamp = seq.to_le_bytes();
+        msg[..8].copy_from_slice(&stamp);
+        msg[size - 8..].copy_from_slice(&stamp);
+        tx.send(&msg).expect("send");
+        seq += 1;
+    }
+    tx.send(&[]).expect("send the end");
+}
+
+fn receive_all(
+    p: &Params,
+    mut rx: Box<dyn Receiver>,
+    meet: &Rendezvous,
+    child: nix::unistd::Pid,
+) -> Rate {
+    let mut buf = Vec::with_capacity(p.size);
+    let n = rx.recv_into(&mut buf).expect("recv handshake");
+    assert_eq!(n, 8, "handshake");
+    meet.wait_ready(child);
+    // Check the clock every few messages (every one for big ones: they take long).
+    let check_every = (1 << 16) / p.size.max(1) as u64 + 1;
+    let t0 = Instant::now();
+    meet.go();
+    let mut count = 0u64;
+    let mut sum = 0u64;
+    let secs = loop {
+        let n = rx.recv_into(&mut buf).expect("recv");
+        let first = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+        let last = u64::from_le_bytes(buf[n - 8..n].try_into().expect("8 bytes"));
+        assert!(
+            n == p.size && first == count && last == count,
+            "message {count} arrived wrong: {n} bytes, stamps {first} / {last}"
+        );
+        sum = sum.wrapping_add(first ^ u64::from(buf[n / 2]));
+        count += 1;
+        if count % check_every == 0 || count >= p.max_msgs {
+            let t = t0.elapsed();
+            if t >= p.budget || count >= p.max_msgs {
+                break t.as_secs_f64();
+            }
+        }
+    };
+    meet.stop();
+    // Drain what the child sent meanwhile, up to its empty end message.
+    while rx.recv_into(&mut buf).expect("drain") != 0 {}
+    proc::join(child);
+    std::hint::black_box(sum);
+    Rate::new(count, p.size, secs)
+}
