@@ -66,9 +66,46 @@ fn spsc_ops(c: &mut Criterion) {
     g.finish();
 }
 
-// MPMC: `shmring::mpmc` is not on this branch yet. When it lands, add `mpmc_ops` here with the
-// same three shapes as `spsc_ops` (send+recv_into pair, reserve/commit + recv guard, a batch of
-// 256 with try_send / try_recv; slot size 64) and list it in `criterion_group!` below.
+/// The MPMC ring in one process: one sender and one receiver handle, 64-byte messages.
+fn mpmc_ops(c: &mut Criterion) {
+    use shmring::mpmc;
+    let msg = [0x5Au8; 64];
+    let mut g = c.benchmark_group("mpmc");
+    for (label, wait) in [("spin", Wait::Spin), ("futex", Wait::Futex)] {
+        let name = format!("bench-ring-mpmc-{label}-{}", std::process::id());
+        let cfg = Config::default().capacity(1024).slot_size(64).wait(wait);
+        let mut tx = mpmc::Sender::create(&name, cfg).expect("create");
+        let mut rx = mpmc::Receiver::open(&name).expect("open");
+        let mut buf = Vec::with_capacity(64);
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(format!("send+recv_into 64B ({label})"), |b| {
+            b.iter(|| {
+                tx.send(black_box(&msg)).unwrap();
+                rx.recv_into(&mut buf).unwrap();
+            })
+        });
+        g.bench_function(format!("reserve/commit + recv guard 64B ({label})"), |b| {
+            b.iter(|| {
+                let mut slot = tx.reserve(64).unwrap();
+                slot.copy_from_slice(black_box(&msg));
+                slot.commit(64);
+                black_box(rx.recv().unwrap()[0]);
+            })
+        });
+        g.throughput(Throughput::Elements(256));
+        g.bench_function(format!("batch of 256 x 64B ({label})"), |b| {
+            b.iter(|| {
+                for _ in 0..256 {
+                    tx.try_send(&msg).unwrap();
+                }
+                for _ in 0..256 {
+                    black_box(rx.try_recv().unwrap()[0]);
+                }
+            })
+        });
+    }
+    g.finish();
+}
 
-criterion_group!(benches, spsc_ops);
+criterion_group!(benches, spsc_ops, mpmc_ops);
 criterion_main!(benches);
