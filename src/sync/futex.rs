@@ -59,10 +59,10 @@ impl Futex {
         let ts_ptr = ts
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: `self.word` is a live, 4-byte aligned u32 for the duration of the call (it is
-        // borrowed); `ts_ptr` is null or points at a timespec on this stack frame. FUTEX_WAIT
-        // only reads both. The errors it can return (EAGAIN: the word changed, EINTR, ETIMEDOUT)
-        // all mean "re-check", which every caller does.
+        // FUTEX_WAIT's errors (EAGAIN: the word changed, EINTR, ETIMEDOUT) all mean "re-check",
+        // which every caller does.
+        // SAFETY: `self.word` is a live, 4-byte aligned u32 for the call (borrowed); `ts_ptr` is
+        // null or points at a timespec on this stack frame; FUTEX_WAIT only reads both.
         unsafe {
             libc::syscall(
                 libc::SYS_futex,
