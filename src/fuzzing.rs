@@ -52,7 +52,7 @@ pub fn spsc_read(data: &[u8]) {
         match consumer.try_peek() {
             Ok(frame) => {
                 assert!(
-                    frame.offset + frame.len as u64 <= cap,
+                    frame.offset() + frame.len() as u64 <= cap,
                     "frame out of bounds"
                 );
                 consumer.release(frame);
@@ -177,7 +177,7 @@ pub fn mpmc_read(data: &[u8]) {
         for _ in 0..(2 * slots) {
             match consumer.try_peek() {
                 Ok(frame) => {
-                    assert!(frame.len as u64 <= slot_size, "frame larger than its slot");
+                    assert!(frame.len() as u64 <= slot_size, "frame larger than its slot");
                     consumer.release(frame);
                 }
                 Err(Error::Corrupted(_) | Error::Empty | Error::Disconnected) => break,

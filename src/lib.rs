@@ -18,11 +18,15 @@
 //! * [`spsc`]: the shared-memory SPSC channel.
 //! * [`mpmc`]: the shared-memory MPMC channel (any number of sender and receiver processes).
 //! * [`channel`]: the traits every transport implements.
-//! * [`segment`]: the OS memory (shm_open, header, liveness locks).
-//! * [`ring`]: the lock-free algorithms, free of system calls.
-//! * [`sync`]: the atomics shim, the futex and the wait strategies.
+//! * [`segment`]: what users need of the OS memory: removing a name, passing an anonymous
+//!   segment's descriptor, and read-only inspection (`shmring ls`).
 //! * [`transport`]: the fallback transports (pipe, FIFO, Unix sockets, POSIX and System V
 //!   message queues, TCP), reached by URL through [`listen`] and [`connect`].
+//!
+//! The layers below are private: the ring algorithms (`ring`, free of system calls), the
+//! atomics shim with the futex and the wait protocol (`sync`), the mapping and header code
+//! (`segment`), and the generic channel half (`shm`). Nothing public hands out a raw pointer,
+//! a forgeable reservation or an `unsafe fn`; the public API is listed in `api/shmring.txt`.
 //!
 //! # Trust model
 //! A segment is shared with a process that may be buggy, dead or hostile. Control words (the
@@ -39,10 +43,13 @@ mod error;
 #[cfg(not(shmring_loom))]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod ring;
+#[cfg(shmring_loom)]
+#[doc(hidden)]
+pub mod loom;
+mod ring;
 pub mod segment;
 mod shm;
-pub mod sync;
+mod sync;
 pub mod transport;
 
 pub use channel::{connect, listen};

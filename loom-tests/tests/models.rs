@@ -1,27 +1,27 @@
-//! loom models of shmring's rings and of the wait/wake protocol.
+//! loom models of shmring's channel halves, rings and wait/wake protocol.
 //!
-//! The models run the very code of `shmring::ring` and `shmring::sync::wait`: built with
-//! `RUSTFLAGS="--cfg shmring_loom"`, the crate's atomics shim hands them loom's atomics, and the
+//! The models drive the production halves (`shmring::spsc`, `shmring::mpmc`) through the
+//! crate's loom entry module (`shmring::loom`, which exists only under `--cfg shmring_loom`):
+//! the same generic half, ring code and ring-to-wait glue that run in production, over heap
+//! memory laid out as a segment is. The crate's atomics shim hands them loom's atomics, and the
 //! futex is replaced by a loom model in which "compare the word, then sleep" is atomic with
 //! respect to a wake, and a wake of one wakes exactly one sleeper. A sleeper that is never
 //! woken is a loom deadlock (the model futex has no timeout), so every model that blocks also
 //! checks that no wakeup is lost.
 //!
-//! The rings live on the heap here. The glue between ring and wait (which event to notify
-//! after which ring call) mirrors `shm/spsc.rs` and `shm/mpmc.rs`, which need real segments.
+//! Halves are attached before threads are spawned, so that the model explores the messages,
+//! not the attach bookkeeping.
 //!
 //! Run: `RUSTFLAGS="--cfg shmring_loom" CARGO_TARGET_DIR=target/loom cargo test -p loom-tests --release`
 //! (or `.ci/loom`).
 #![cfg(shmring_loom)]
 
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 use loom::thread;
-use shmring::ring::{mpmc, spsc};
-use shmring::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use shmring::sync::wait::{block_on, Event, WaitPolicy};
-use shmring::{Error, Result, Wait};
+use shmring::loom::atomic::{AtomicU32, Ordering};
+use shmring::loom::{kill, wait_for, Event, Half, Heap, Mpmc, Spsc};
+use shmring::{Config, Error, Wait};
 
 const W: Wait = Wait::Futex;
 
@@ -31,106 +31,39 @@ fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
-/// `block_on` with no deadline (loom has no time) and a peer that never dies.
-fn wait_for<T>(event: &Event, attempt: impl FnMut() -> Result<T>) -> Result<T> {
-    block_on(W, event, &WaitPolicy::default(), None, attempt, || Ok(()))
+/// An SPSC channel with a 64-byte ring (the minimum) on the heap.
+fn spsc() -> (shmring::spsc::Sender, shmring::spsc::Receiver) {
+    let heap = Heap::<Spsc>::new(Config::default().capacity(64).wait(W)).unwrap();
+    (heap.sender().unwrap(), heap.receiver().unwrap())
+}
+
+/// An MPMC channel of two 16-byte slots on the heap.
+fn mpmc() -> Heap<Mpmc> {
+    Heap::<Mpmc>::new(Config::default().capacity(2).slot_size(16).wait(W)).unwrap()
+}
+
+fn recv<R: shmring::channel::Receiver>(rx: &mut R) -> shmring::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    rx.recv_into(&mut buf)?;
+    Ok(buf)
 }
 
 // ---------------------------------------------------------------------------------------------
 // SPSC
-
-/// An SPSC ring of 64 bytes (the minimum) on the heap, with its two events.
-struct Spsc {
-    ctrl: Box<spsc::SpscControl>,
-    data: Box<[u64; 8]>,
-    readable: Event,
-    writable: Event,
-}
-
-// SAFETY: the data bytes are reached only through the ring's protocol (raw pointers, handed
-// from producer to consumer by the loom-tracked header words); everything else is atomic.
-unsafe impl Sync for Spsc {}
-// SAFETY: as above.
-unsafe impl Send for Spsc {}
-
-impl Spsc {
-    fn new() -> Arc<Spsc> {
-        Arc::new(Spsc {
-            ctrl: Box::new(spsc::SpscControl::new()),
-            data: Box::new([0; 8]),
-            readable: Event::new(),
-            writable: Event::new(),
-        })
-    }
-    fn parts(&self) -> (NonNull<spsc::SpscControl>, NonNull<u8>) {
-        (
-            NonNull::from(&*self.ctrl),
-            NonNull::new(self.data.as_ptr() as *mut u8).unwrap(),
-        )
-    }
-    fn producer(&self) -> spsc::Producer {
-        let (c, d) = self.parts();
-        // SAFETY: the Arc keeps the ring alive as long as every thread that uses it.
-        unsafe { spsc::Producer::attach(c, d, 64) }.unwrap()
-    }
-    fn consumer(&self) -> spsc::Consumer {
-        let (c, d) = self.parts();
-        // SAFETY: as in `producer`.
-        unsafe { spsc::Consumer::attach(c, d, 64) }.unwrap()
-    }
-
-    /// `shm::spsc::Sender::reserve_until`: a Full attempt wakes the consumer (wrap marker).
-    fn reserve(&self, p: &mut spsc::Producer, len: usize) -> Result<spsc::Grant> {
-        wait_for(&self.writable, || {
-            let r = p.try_reserve(len);
-            if matches!(r, Err(Error::Full)) {
-                self.readable.notify_one(W);
-            }
-            r
-        })
-    }
-
-    fn send(&self, p: &mut spsc::Producer, msg: &[u8]) -> Result<()> {
-        let g = self.reserve(p, msg.len())?;
-        // SAFETY: the grant is ours until commit; `msg` is our own memory.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), p.payload(&g), msg.len()) };
-        p.commit(g, msg.len());
-        self.readable.notify_one(W);
-        Ok(())
-    }
-
-    fn recv(&self, c: &mut spsc::Consumer) -> Result<Vec<u8>> {
-        let f = wait_for(&self.readable, || {
-            let r = c.try_peek();
-            if matches!(r, Err(Error::Empty)) {
-                self.writable.notify_one(W);
-            }
-            r
-        })?;
-        // SAFETY: the frame was validated and is ours until release.
-        let v = unsafe { std::slice::from_raw_parts(c.payload(&f), f.len) }.to_vec();
-        c.release(f);
-        self.writable.notify_one(W);
-        Ok(v)
-    }
-}
 
 /// Three 16-byte messages (24-byte frames) through a 64-byte ring: the third needs a wrap
 /// marker, and the ring is full on the way.
 #[test]
 fn spsc_three_messages_wrap_around() {
     model(3, || {
-        let r = Spsc::new();
-        let r2 = r.clone();
+        let (mut tx, mut rx) = spsc();
         let t = thread::spawn(move || {
-            let mut p = r2.producer();
             for i in 0..3u8 {
-                r2.send(&mut p, &[i; 16]).unwrap();
+                tx.send(&[i; 16]).unwrap();
             }
         });
-        let mut c = r.consumer();
         for i in 0..3u8 {
-            assert_eq!(r.recv(&mut c).unwrap(), [i; 16]);
+            assert_eq!(recv(&mut rx).unwrap(), [i; 16]);
         }
         t.join().unwrap();
     });
@@ -141,20 +74,16 @@ fn spsc_three_messages_wrap_around() {
 /// see the zero the producer left there or the new header (the invariant of `ring/spsc.rs`).
 #[test]
 fn spsc_two_laps_never_read_a_stale_header() {
-    // Bound 2: 2 s here; bound 3 also passes but takes 2 minutes.
     model(2, || {
-        let r = Spsc::new();
-        let r2 = r.clone();
+        let (mut tx, mut rx) = spsc();
         let sizes = [24usize, 8, 40, 16, 0];
         let t = thread::spawn(move || {
-            let mut p = r2.producer();
             for (i, &n) in sizes.iter().enumerate() {
-                r2.send(&mut p, &vec![i as u8 + 1; n]).unwrap();
+                tx.send(&vec![i as u8 + 1; n]).unwrap();
             }
         });
-        let mut c = r.consumer();
         for (i, &n) in sizes.iter().enumerate() {
-            assert_eq!(r.recv(&mut c).unwrap(), vec![i as u8 + 1; n]);
+            assert_eq!(recv(&mut rx).unwrap(), vec![i as u8 + 1; n]);
         }
         t.join().unwrap();
     });
@@ -164,58 +93,45 @@ fn spsc_two_laps_never_read_a_stale_header() {
 #[test]
 fn spsc_reserve_without_commit() {
     model(3, || {
-        let r = Spsc::new();
-        let r2 = r.clone();
+        let (mut tx, mut rx) = spsc();
         let t = thread::spawn(move || {
-            let mut p = r2.producer();
-            r2.send(&mut p, &[1; 16]).unwrap();
+            tx.send(&[1; 16]).unwrap();
             // 40 bytes do not fit before the end (offset 24): wrap marker, then room at 0.
-            let _abandoned = r2.reserve(&mut p, 40).unwrap();
-            r2.send(&mut p, &[2; 8]).unwrap();
+            drop(tx.reserve(40).unwrap());
+            tx.send(&[2; 8]).unwrap();
         });
-        let mut c = r.consumer();
-        assert_eq!(r.recv(&mut c).unwrap(), [1; 16]);
-        assert_eq!(r.recv(&mut c).unwrap(), [2; 8]);
+        assert_eq!(recv(&mut rx).unwrap(), [1; 16]);
+        assert_eq!(recv(&mut rx).unwrap(), [2; 8]);
         t.join().unwrap();
     });
 }
 
-/// The consumer sleeps on an empty ring; the producer sends one message and closes: the
-/// consumer gets the message, then `Disconnected`, and never sleeps for ever.
+/// The receiver sleeps on an empty ring; the sender sends one message and drops: the receiver
+/// gets the message, then `Disconnected`, and never sleeps for ever.
 #[test]
 fn spsc_sender_closes_while_receiver_waits() {
     model(3, || {
-        let r = Spsc::new();
-        let r2 = r.clone();
+        let (mut tx, mut rx) = spsc();
         let t = thread::spawn(move || {
-            let mut p = r2.producer();
-            r2.send(&mut p, &[7; 8]).unwrap();
-            p.close();
-            r2.readable.notify_all(W);
+            tx.send(&[7; 8]).unwrap();
+            drop(tx);
         });
-        let mut c = r.consumer();
-        assert_eq!(r.recv(&mut c).unwrap(), [7; 8]);
-        assert!(matches!(r.recv(&mut c), Err(Error::Disconnected)));
+        assert_eq!(recv(&mut rx).unwrap(), [7; 8]);
+        assert!(matches!(recv(&mut rx), Err(Error::Disconnected)));
         t.join().unwrap();
     });
 }
 
-/// The producer sleeps on a full ring; the consumer closes: the producer gets `Disconnected`.
+/// The sender sleeps on a full ring; the receiver drops: the sender gets `Disconnected`.
 #[test]
 fn spsc_receiver_closes_while_sender_waits() {
     model(3, || {
-        let r = Spsc::new();
-        let r2 = r.clone();
-        let t = thread::spawn(move || {
-            let c = r2.consumer();
-            c.close();
-            r2.writable.notify_all(W);
-        });
-        let mut p = r.producer();
+        let (mut tx, rx) = spsc();
+        let t = thread::spawn(move || drop(rx));
         // 48 bytes (the largest message) fill the ring; the next send waits for the close.
-        let first = r.send(&mut p, &[0; 48]);
+        let first = tx.send(&[0; 48]);
         assert!(matches!(first, Ok(()) | Err(Error::Disconnected)));
-        assert!(matches!(r.send(&mut p, &[0; 48]), Err(Error::Disconnected)));
+        assert!(matches!(tx.send(&[0; 48]), Err(Error::Disconnected)));
         t.join().unwrap();
     });
 }
@@ -223,117 +139,24 @@ fn spsc_receiver_closes_while_sender_waits() {
 // ---------------------------------------------------------------------------------------------
 // MPMC
 
-/// An MPMC ring of two 16-byte slots on the heap, with its two events.
-struct Mpmc {
-    ctrl: Box<mpmc::MpmcControl>,
-    stamps: Box<[AtomicU64]>,
-    data: Box<[u64]>,
-    readable: Event,
-    writable: Event,
-}
-
-const SLOTS: u64 = 2;
-const SLOT: u64 = 16;
-
-// SAFETY: as for `Spsc`: slot bytes are handed over by the loom-tracked stamps.
-unsafe impl Sync for Mpmc {}
-// SAFETY: as above.
-unsafe impl Send for Mpmc {}
-
-impl Mpmc {
-    fn new() -> Arc<Mpmc> {
-        let stamps: Box<[AtomicU64]> = (0..SLOTS).map(|_| AtomicU64::new(0)).collect();
-        // SAFETY: fresh, not shared yet.
-        unsafe {
-            mpmc::init_stamps(
-                NonNull::new(stamps.as_ptr() as *mut AtomicU64).unwrap(),
-                SLOTS,
-            )
-        };
-        Arc::new(Mpmc {
-            ctrl: Box::new(mpmc::MpmcControl::new()),
-            stamps,
-            data: vec![0; (mpmc::data_len(SLOTS, SLOT) / 8) as usize].into_boxed_slice(),
-            readable: Event::new(),
-            writable: Event::new(),
-        })
-    }
-    fn parts(&self) -> (NonNull<mpmc::MpmcControl>, NonNull<AtomicU64>, NonNull<u8>) {
-        (
-            NonNull::from(&*self.ctrl),
-            NonNull::new(self.stamps.as_ptr() as *mut AtomicU64).unwrap(),
-            NonNull::new(self.data.as_ptr() as *mut u8).unwrap(),
-        )
-    }
-    fn producer(&self) -> mpmc::Producer {
-        let (c, s, d) = self.parts();
-        // SAFETY: the Arc keeps the ring alive as long as every thread that uses it.
-        let p = unsafe { mpmc::Producer::attach(c, s, d, SLOTS, SLOT) }.unwrap();
-        p.control().join_sender();
-        p
-    }
-    fn consumer(&self) -> mpmc::Consumer {
-        let (c, s, d) = self.parts();
-        // SAFETY: as in `producer`.
-        let c = unsafe { mpmc::Consumer::attach(c, s, d, SLOTS, SLOT) }.unwrap();
-        c.control().join_receiver();
-        c
-    }
-
-    /// `shm::mpmc::Sender::send`: claim (passing a wake on), write, commit, wake one receiver.
-    fn send(&self, p: &mut mpmc::Producer, msg: &[u8]) -> Result<()> {
-        let g = wait_for(&self.writable, || {
-            let g = p.try_reserve(msg.len())?;
-            self.writable.notify_one_if(W, || p.room());
-            Ok(g)
-        })?;
-        // SAFETY: the slot is ours until commit; `msg` is our own memory.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), p.payload(&g), msg.len()) };
-        p.commit(g, msg.len());
-        self.readable.notify_one(W);
-        Ok(())
-    }
-
-    /// `Drop for shm::mpmc::Sender`.
-    fn close_sender(&self, p: mpmc::Producer) {
-        p.control().leave_sender();
-        self.readable.notify_all(W);
-    }
-
-    /// `shm::mpmc::Receiver::recv_into`.
-    fn recv(&self, c: &mut mpmc::Consumer) -> Result<Vec<u8>> {
-        let f = wait_for(&self.readable, || {
-            let f = c.try_peek()?;
-            self.readable.notify_one_if(W, || c.more());
-            Ok(f)
-        })?;
-        // SAFETY: the frame was validated and is ours until release.
-        let v = unsafe { std::slice::from_raw_parts(c.payload(&f), f.len) }.to_vec();
-        c.release(f);
-        self.writable.notify_one(W);
-        Ok(v)
-    }
-}
-
 /// Two producers, one consumer, two slots: one message is already in the ring, each producer
 /// sends one more, so one of them finds the ring full and sleeps until the consumer frees a
 /// slot. The consumer gets all three, the prefilled one first.
 #[test]
 fn mpmc_two_producers_one_consumer_full() {
     model(2, || {
-        let r = Mpmc::new();
-        let mut p = r.producer();
-        r.send(&mut p, &[9]).unwrap();
+        let heap = mpmc();
+        let mut first = heap.sender().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        first.send(&[9]).unwrap();
         let producers: Vec<_> = (0..2u8)
             .map(|id| {
-                let r = r.clone();
-                let mut p = r.producer();
-                thread::spawn(move || r.send(&mut p, &[id]).unwrap())
+                let mut tx = heap.sender().unwrap();
+                thread::spawn(move || tx.send(&[id]).unwrap())
             })
             .collect();
-        let mut c = r.consumer();
-        assert_eq!(r.recv(&mut c).unwrap(), [9]);
-        let mut got = [r.recv(&mut c).unwrap()[0], r.recv(&mut c).unwrap()[0]];
+        assert_eq!(recv(&mut rx).unwrap(), [9]);
+        let mut got = [recv(&mut rx).unwrap()[0], recv(&mut rx).unwrap()[0]];
         got.sort_unstable();
         assert_eq!(got, [0, 1]);
         for p in producers {
@@ -347,17 +170,16 @@ fn mpmc_two_producers_one_consumer_full() {
 #[test]
 fn mpmc_one_producer_two_consumers_empty() {
     model(2, || {
-        let r = Mpmc::new();
+        let heap = mpmc();
+        let mut tx = heap.sender().unwrap();
         let consumers: Vec<_> = (0..2)
             .map(|_| {
-                let r = r.clone();
-                let mut c = r.consumer();
-                thread::spawn(move || r.recv(&mut c).unwrap()[0])
+                let mut rx = heap.receiver().unwrap();
+                thread::spawn(move || recv(&mut rx).unwrap()[0])
             })
             .collect();
-        let mut p = r.producer();
-        r.send(&mut p, &[0]).unwrap();
-        r.send(&mut p, &[1]).unwrap();
+        tx.send(&[0]).unwrap();
+        tx.send(&[1]).unwrap();
         let mut got: Vec<u8> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
         got.sort_unstable();
         assert_eq!(got, [0, 1]);
@@ -368,49 +190,133 @@ fn mpmc_one_producer_two_consumers_empty() {
 #[test]
 fn mpmc_last_sender_closes_while_receiver_waits() {
     model(3, || {
-        let r = Mpmc::new();
-        let r2 = r.clone();
-        let mut p = r.producer();
+        let heap = mpmc();
+        let mut tx = heap.sender().unwrap();
+        let mut rx = heap.receiver().unwrap();
         let t = thread::spawn(move || {
-            r2.send(&mut p, &[5]).unwrap();
-            r2.close_sender(p);
+            tx.send(&[5]).unwrap();
+            drop(tx);
         });
-        let mut c = r.consumer();
-        assert_eq!(r.recv(&mut c).unwrap(), [5]);
-        assert!(matches!(r.recv(&mut c), Err(Error::Disconnected)));
+        assert_eq!(recv(&mut rx).unwrap(), [5]);
+        assert!(matches!(recv(&mut rx), Err(Error::Disconnected)));
         t.join().unwrap();
     });
 }
 
 /// Two producers, two sleeping consumers, one message each. The second slot may be committed
 /// first, and its wake reach a consumer that then finds the first slot unwritten and sleeps
-/// again: the wake passing in `recv` (`notify_one_if(more)`) must make sure nobody sleeps on a
-/// ready message. Four threads: bound 1 keeps it fast.
+/// again: the wake passing of the half (`notify_one_if(more)`) must make sure nobody sleeps on
+/// a ready message. Four threads: bound 1 keeps it fast.
 #[test]
 fn mpmc_out_of_order_commit_wakes_pass_on() {
     model(1, || {
-        let r = Mpmc::new();
+        let heap = mpmc();
+        let mut rx0 = heap.receiver().unwrap();
+        let mut rx1 = heap.receiver().unwrap();
+        let senders: Vec<_> = (0..2).map(|_| heap.sender().unwrap()).collect();
         // The main thread is one consumer: it blocks at once, so the other threads run without
         // spending the preemption bound, which goes to "a producer stops between claim and
         // commit".
-        let r1 = r.clone();
-        let mut c1 = r.consumer();
-        let other = thread::spawn(move || r1.recv(&mut c1).unwrap()[0]);
-        let producers: Vec<_> = (0..2u8)
-            .map(|id| {
-                let r = r.clone();
-                let mut p = r.producer();
-                thread::spawn(move || r.send(&mut p, &[id]).unwrap())
-            })
+        let other = thread::spawn(move || recv(&mut rx1).unwrap()[0]);
+        let producers: Vec<_> = senders
+            .into_iter()
+            .zip(0..2u8)
+            .map(|(mut tx, id)| thread::spawn(move || tx.send(&[id]).unwrap()))
             .collect();
-        let mut c0 = r.consumer();
-        let mine = r.recv(&mut c0).unwrap()[0];
+        let mine = recv(&mut rx0).unwrap()[0];
         for p in producers {
             p.join().unwrap();
         }
         let mut got = [mine, other.join().unwrap()];
         got.sort_unstable();
         assert_eq!(got, [0, 1]);
+    });
+}
+
+/// Receives with `try_` and, while empty, runs the half's liveness check (what the wait loop
+/// does once per slice), yielding in between. Bounded: a wedge fails the model.
+fn recv_recovering(rx: &mut shmring::mpmc::Receiver) -> shmring::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    for _ in 0..64 {
+        match rx.try_recv_into(&mut buf) {
+            Ok(_) => return Ok(buf),
+            Err(Error::Empty) => {
+                rx.check()?;
+                thread::yield_now();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    panic!("the receiver never got past the dead producer's slot");
+}
+
+/// A producer claims a slot and dies before committing, while another producer sends: the
+/// consumer, stuck behind the dead claim, recovers it (a skip) and gets the live message. The
+/// recovery (owner mark read, CAS of the length word, Release of the stamp) runs against the
+/// live producer's claim and commit in every interleaving.
+#[test]
+fn mpmc_dead_producer_slot_is_recovered() {
+    model(2, || {
+        let heap = mpmc();
+        let mut doomed = heap.sender().unwrap();
+        let mut live = heap.sender().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        let d = thread::spawn(move || {
+            let slot = doomed.reserve(8).unwrap();
+            std::mem::forget(slot);
+            kill(doomed);
+        });
+        let t = thread::spawn(move || {
+            live.send(&[3]).unwrap();
+            live
+        });
+        assert_eq!(recv_recovering(&mut rx).unwrap(), [3]);
+        d.join().unwrap();
+        drop(t.join().unwrap());
+    });
+}
+
+/// A consumer claims a message and dies holding it: a producer blocked on the full ring frees
+/// the dead consumer's slot (at most once: that message is not delivered again) and its send
+/// goes through; the surviving consumer gets the messages behind it.
+#[test]
+fn mpmc_dead_consumer_slot_is_recovered() {
+    model(2, || {
+        let heap = mpmc();
+        let mut tx = heap.sender().unwrap();
+        let mut doomed = heap.receiver().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        tx.send(&[1]).unwrap();
+        tx.send(&[2]).unwrap();
+        let d = thread::spawn(move || {
+            let guard = doomed.recv().unwrap();
+            assert_eq!(&*guard, [1]);
+            std::mem::forget(guard);
+            kill(doomed);
+        });
+        d.join().unwrap();
+        // The survivor stays attached until the end (returned by its thread): with every live
+        // receiver gone, `PeerDead` would be the right answer to the sender.
+        let t = thread::spawn(move || {
+            assert_eq!(recv(&mut rx).unwrap(), [2]);
+            rx
+        });
+        let mut sent = false;
+        for _ in 0..64 {
+            match tx.try_send(&[3]) {
+                Ok(()) => {
+                    sent = true;
+                    break;
+                }
+                Err(Error::Full) => {
+                    tx.check().unwrap();
+                    thread::yield_now();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(sent, "the sender never got past the dead consumer's slot");
+        drop(t.join().unwrap());
     });
 }
 
@@ -429,7 +335,7 @@ fn wait_no_lost_wakeup() {
             ev2.1.store(1, Ordering::Release);
             ev2.0.notify_one(W);
         });
-        wait_for(&ev.0, || {
+        wait_for(W, &ev.0, || {
             if ev.1.load(Ordering::Acquire) == 1 {
                 Ok(())
             } else {
@@ -451,7 +357,7 @@ fn wait_two_sleepers_notify_one_each() {
             .map(|_| {
                 let ev = ev.clone();
                 thread::spawn(move || {
-                    wait_for(&ev.0, || {
+                    wait_for(W, &ev.0, || {
                         // Take a token if there is one (a lost CAS race is retried at once:
                         // another sleeper took a token, which is progress).
                         let mut n = ev.1.load(Ordering::Acquire);

@@ -112,7 +112,7 @@ fn row(info: &SegmentInfo) -> Row {
             other => format!("{other:?}"),
         },
         version: h.map_or(0, |h| h.version),
-        initialised: h.is_some_and(|h| h.init == shmring::segment::INIT_DONE),
+        initialised: h.is_some_and(|h| h.initialised()),
         participants: info
             .participants
             .iter()

@@ -75,9 +75,12 @@ use std::ptr::NonNull;
 use crossbeam_utils::CachePadded;
 
 use crate::error::{Error, Result};
-use crate::ring::layout::{align8, cas_word, load_word, store_word};
+use crate::ring::layout::align8;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+/// The most senders (and, separately, receivers) a segment may allow: owner marks hold a
+/// participant index, and liveness checks scan each side's places.
+pub const MAX_PEERS: u32 = 1024;
 /// Bytes before each slot's payload: the message length word.
 pub const SLOT_HEADER: u64 = 8;
 /// The length of a slot that was claimed and given up: consumers skip it.
@@ -97,12 +100,21 @@ const RECEIVERS_JOINED: u32 = 2;
 
 /// The shared control block of an MPMC ring. `#[repr(C)]`, so it can be placed in a segment.
 #[repr(C)]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MpmcControl {
     head: CachePadded<AtomicU64>,
     tail: CachePadded<AtomicU64>,
     peers: CachePadded<Peers>,
+    /// Under loom the slots' length words are loom atomics kept here, one per slot, so the
+    /// model checker sees them as the atomics they are in production (where they are the
+    /// first word of each slot).
+    #[cfg(shmring_loom)]
+    loom_lens: Vec<AtomicU64>,
 }
+
+/// The most slots a ring may have under loom (its length words live in the control block).
+#[cfg(shmring_loom)]
+pub const LOOM_MAX_SLOTS: u64 = 8;
 
 /// Who is attached: counts of producers and consumers, and whether each kind ever joined (so
 /// "none yet" differs from "all gone").
@@ -117,7 +129,13 @@ struct Peers {
 impl MpmcControl {
     /// A control block for an empty ring, with nobody attached.
     pub fn new() -> Self {
-        Self::default()
+        MpmcControl {
+            head: CachePadded::new(AtomicU64::new(0)),
+            tail: CachePadded::new(AtomicU64::new(0)),
+            peers: CachePadded::new(Peers::default()),
+            #[cfg(shmring_loom)]
+            loom_lens: (0..LOOM_MAX_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
     }
 
     /// A control block whose positions are already `head` and `tail` (for fuzzing and for
@@ -264,6 +282,12 @@ impl Ring {
         slot_size: u64,
     ) -> Result<Ring> {
         validate_geometry(slots, slot_size)?;
+        #[cfg(shmring_loom)]
+        if slots > LOOM_MAX_SLOTS {
+            return Err(Error::Incompatible(format!(
+                "loom models use at most {LOOM_MAX_SLOTS} slots"
+            )));
+        }
         debug_assert_eq!(data.as_ptr() as usize % 8, 0);
         Ok(Ring {
             ctrl,
@@ -301,6 +325,24 @@ impl Ring {
             self.data
                 .as_ptr()
                 .add((i * slot_stride(self.slot_size)) as usize)
+        }
+    }
+
+    /// The length word of the slot of position `pos`: the message length once written, an
+    /// owner mark while a participant holds the slot (module docs). Always accessed atomically
+    /// (Relaxed: the stamps carry the ordering).
+    #[inline]
+    fn len_word(&self, pos: u64) -> &AtomicU64 {
+        #[cfg(not(shmring_loom))]
+        {
+            // SAFETY: the slot start is 8-aligned (strides are multiples of 8 from an 8-aligned
+            // data area) and inside the data area (`slot`); every access to length words, in
+            // every process, is atomic, which is what `from_ptr` requires.
+            unsafe { AtomicU64::from_ptr(self.slot(pos).cast()) }
+        }
+        #[cfg(shmring_loom)]
+        {
+            &self.ctrl().loom_lens[(pos & self.mask()) as usize]
         }
     }
 
@@ -370,8 +412,7 @@ impl Watcher {
     }
 
     fn mark_at(&self, pos: u64, tag: u64) -> Option<Abandoned> {
-        // SAFETY: the slot start is 8-aligned and inside the data area; read atomically.
-        let word = unsafe { load_word(self.ring.slot(pos).cast()) };
+        let word = self.ring.len_word(pos).load(Ordering::Relaxed);
         (word & MARK_TAG == tag && word == owner_mark(tag, pos, word as u16)).then_some(Abandoned {
             pos,
             mark: word,
@@ -412,8 +453,13 @@ impl Watcher {
     /// finished after all).
     pub fn clear_abandoned(&self, a: Abandoned) -> bool {
         let replacement = if a.by_producer { SKIP } else { 0 };
-        // SAFETY: as in `mark_at`; the CAS makes exactly one clearer win.
-        if !unsafe { cas_word(self.ring.slot(a.pos).cast(), a.mark, replacement) } {
+        // The CAS makes exactly one clearer win (Relaxed: the stamp store below publishes).
+        if self
+            .ring
+            .len_word(a.pos)
+            .compare_exchange(a.mark, replacement, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
             return false;
         }
         let stamp = if a.by_producer {
@@ -428,22 +474,41 @@ impl Watcher {
     }
 }
 
-/// A slot claimed by a producer: its `pos`ition and room for `capacity` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A slot claimed by a producer: its `pos`ition and room for `capacity` bytes. Made only by
+/// [`Producer::try_reserve`]; not `Copy`, so it is committed or abandoned once.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Grant {
-    /// The claimed position.
-    pub pos: u64,
-    /// Bytes the caller asked for (at most the slot size).
-    pub capacity: usize,
+    pos: u64,
+    capacity: usize,
 }
 
-/// A message claimed by a consumer: its `pos`ition and payload `len`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Grant {
+    /// Bytes the caller asked for (at most the slot size).
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// A message claimed by a consumer: its `pos`ition and payload `len`. Made only by
+/// [`Consumer::try_peek`]; not `Copy`, so it is released once.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Frame {
-    /// The claimed position.
-    pub pos: u64,
+    pos: u64,
+    len: usize,
+}
+
+impl Frame {
     /// Payload length in bytes.
-    pub len: usize,
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// A producing end of an MPMC ring (one per producer; any number may share a ring).
@@ -482,6 +547,11 @@ impl Producer {
     /// lock index; see the module docs).
     pub fn set_owner(&mut self, owner: u16) {
         self.owner = owner;
+    }
+
+    /// The participant index written into owner marks.
+    pub fn owner(&self) -> u16 {
+        self.owner
     }
 
     /// A handle for finding and clearing slots held by dead participants.
@@ -538,14 +608,11 @@ impl Producer {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        // SAFETY: the slot start is 8-aligned and inside the data area; the
-                        // slot is ours until we publish it (stamp protocol).
-                        unsafe {
-                            store_word(
-                                self.ring.slot(pos).cast(),
-                                owner_mark(PRODUCER_MARK, pos, self.owner),
-                            )
-                        };
+                        // The slot is ours until we publish it (stamp protocol): mark it so a
+                        // survivor can attribute it if we die (module docs).
+                        self.ring
+                            .len_word(pos)
+                            .store(owner_mark(PRODUCER_MARK, pos, self.owner), Ordering::Relaxed);
                         return Ok(Grant { pos, capacity: len });
                     }
                     Err(now) => pos = now,
@@ -588,9 +655,8 @@ impl Producer {
     }
 
     fn publish(&mut self, pos: u64, len: u64) {
-        // SAFETY: the slot start is 8-aligned and inside the data area; we own the slot (stamp
-        // protocol) until the Release store below.
-        unsafe { store_word(self.ring.slot(pos).cast(), len) };
+        // We own the slot (stamp protocol) until the Release store below, which orders this.
+        self.ring.len_word(pos).store(len, Ordering::Relaxed);
         // Release: pairs with the Acquire load of the stamp in `Consumer::try_peek`: length and
         // payload are visible before the slot is seen as written.
         self.ring
@@ -640,6 +706,11 @@ impl Consumer {
         self.owner = owner;
     }
 
+    /// The participant index written into owner marks.
+    pub fn owner(&self) -> u16 {
+        self.owner
+    }
+
     /// A handle for finding and clearing slots held by dead participants.
     pub fn watcher(&self) -> Watcher {
         Watcher { ring: self.ring }
@@ -679,9 +750,8 @@ impl Consumer {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        // SAFETY: the slot start is 8-aligned and inside the data area; the
-                        // producer wrote the word before its Release store that we acquired.
-                        let len = unsafe { load_word(self.ring.slot(pos).cast()) };
+                        // The producer wrote the word before its Release store that we acquired.
+                        let len = self.ring.len_word(pos).load(Ordering::Relaxed);
                         if len == SKIP {
                             self.free(pos);
                             pos = pos.wrapping_add(1);
@@ -693,13 +763,10 @@ impl Consumer {
                             return Err(Error::Corrupted("message length exceeds the slot size"));
                         }
                         // The length is copied out: the word now says who holds the slot.
-                        // SAFETY: as for the load above; the slot is ours until we free it.
-                        unsafe {
-                            store_word(
-                                self.ring.slot(pos).cast(),
-                                owner_mark(CONSUMER_MARK, pos, self.owner),
-                            )
-                        };
+                        // The slot is ours until we free it.
+                        self.ring
+                            .len_word(pos)
+                            .store(owner_mark(CONSUMER_MARK, pos, self.owner), Ordering::Relaxed);
                         return Ok(Frame {
                             pos,
                             len: len as usize,

@@ -224,22 +224,47 @@ impl Ring {
 }
 
 /// Room reserved for one message: `offset` of its payload in the data, and its `capacity`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Made only by [`Producer::try_reserve`] and neither `Copy` nor `Clone`, so a grant is
+/// committed once and its offset is one the producer computed.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Grant {
-    /// Offset of the payload in the ring's data area.
-    pub offset: u64,
+    offset: u64,
+    capacity: usize,
+}
+
+impl Grant {
     /// Bytes reserved for the payload.
-    pub capacity: usize,
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
 }
 
 /// A message found by the consumer: its payload's `offset` and `len`, and the frame's `size`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Made only by [`Consumer::try_peek`], validated there, and released once (not `Copy`).
+#[derive(Debug, PartialEq, Eq)]
 pub struct Frame {
-    /// Offset of the payload in the ring's data area.
-    pub offset: u64,
-    /// Payload length in bytes.
-    pub len: usize,
+    offset: u64,
+    len: usize,
     size: u64,
+}
+
+impl Frame {
+    /// Payload length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Offset of the payload in the ring's data area.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
 }
 
 /// The producing end of an SPSC ring.

@@ -99,6 +99,27 @@ pub struct Header {
     pub max_receivers: AtomicU32,
 }
 
+impl Header {
+    /// Records this process as attached to side `side` (`SENDER` or `RECEIVER`, after it took
+    /// a lock of that side): pid and start time for display, and the attached flag.
+    pub fn record_side(&self, side: usize) {
+        let info = &self.sides[side.min(1)];
+        info.pid.store(std::process::id(), Ordering::Relaxed);
+        info.start_time.store(
+            super::process_start_time(std::process::id()).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        // Release: pairs with the Acquire load in `side_ever_attached`.
+        info.attached.store(1, Ordering::Release);
+    }
+
+    /// True once some process has attached to side `side`.
+    pub fn side_ever_attached(&self, side: usize) -> bool {
+        // Acquire: pairs with the Release store in `record_side`.
+        self.sides[side.min(1)].attached.load(Ordering::Acquire) != 0
+    }
+}
+
 /// Index of the sender in [`Header::sides`].
 pub const SENDER: usize = 0;
 /// Index of the receiver in [`Header::sides`].
@@ -133,6 +154,13 @@ pub struct HeaderSnapshot {
     pub max_senders: u32,
     /// See [`Header`].
     pub max_receivers: u32,
+}
+
+impl HeaderSnapshot {
+    /// True if the creator finished laying out the segment.
+    pub fn initialised(&self) -> bool {
+        self.init == INIT_DONE
+    }
 }
 
 impl Header {

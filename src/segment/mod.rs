@@ -29,17 +29,16 @@ use nix::fcntl::OFlag;
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{fstat, Mode};
 
-pub use header::{
-    Header, HeaderSnapshot, RingKind, SideInfo, HEADER_LEN, INIT_DONE, MAGIC, RECEIVER, SENDER,
-    VERSION,
-};
-pub use name::{normalize_name, MAX_NAME_LEN};
+pub use header::{HeaderSnapshot, RingKind, HEADER_LEN};
+pub(crate) use header::{Header, INIT_DONE, MAGIC, RECEIVER, SENDER, VERSION};
+pub(crate) use name::normalize_name;
+pub use name::MAX_NAME_LEN;
 
 use crate::error::{Error, Result};
 
 /// What the creator records in a new segment's header.
 #[derive(Debug, Clone, Copy)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The ring in the segment.
     pub ring_kind: RingKind,
     /// The raw [`crate::Wait`] strategy.
@@ -77,7 +76,7 @@ impl Segment {
     /// The caller lays out its ring, then calls [`publish`](Self::publish).
     ///
     /// Fails with an `Io` error of kind `AlreadyExists` if the name is taken.
-    pub fn create(name: &str, id: &Identity, mode: u32) -> Result<Segment> {
+    pub(crate) fn create(name: &str, id: &Identity, mode: u32) -> Result<Segment> {
         let name = normalize_name(name)?;
         let len = segment_len(id)?;
         let fd = shm_open(
@@ -125,7 +124,7 @@ impl Segment {
     /// can truncate it under another's mapping (no SIGBUS). Share it by passing
     /// [`fd`](Self::fd) over a Unix socket ([`fd_passing::send_fd`]); the other side opens it with
     /// [`from_fd`](Self::from_fd). It disappears when the last descriptor and mapping go.
-    pub fn create_anonymous(label: &str, id: &Identity) -> Result<Segment> {
+    pub(crate) fn create_anonymous(label: &str, id: &Identity) -> Result<Segment> {
         use nix::fcntl::{fcntl, FcntlArg, SealFlag};
         use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
         let len = segment_len(id)?;
@@ -162,7 +161,7 @@ impl Segment {
     /// [`create_anonymous`](Self::create_anonymous)). The descriptor must be a memfd sealed
     /// against shrinking: a file that its sender could truncate would crash this process with
     /// SIGBUS on the next access, so it is refused.
-    pub fn from_fd(fd: OwnedFd, timeout: Duration) -> Result<Segment> {
+    pub(crate) fn from_fd(fd: OwnedFd, timeout: Duration) -> Result<Segment> {
         use nix::fcntl::{fcntl, FcntlArg, SealFlag};
         let name = format!("descriptor {}", fd.as_raw_fd());
         let seals = fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).map_err(|_| {
@@ -185,7 +184,11 @@ impl Segment {
     }
 
     fn write_identity(&self, id: &Identity) {
-        let h = self.header();
+        Self::write_identity_to(self.header(), id)
+    }
+
+    /// Writes `id` into a header being created (magic last; `init` stays zero).
+    pub(crate) fn write_identity_to(h: &Header, id: &Identity) {
         h.version.store(VERSION, Ordering::Relaxed);
         h.ring_kind.store(id.ring_kind.to_raw(), Ordering::Relaxed);
         h.wait.store(id.wait, Ordering::Relaxed);
@@ -205,14 +208,14 @@ impl Segment {
 
     /// Marks the segment fully initialised. Everything written before is visible to an opener
     /// that sees `init`.
-    pub fn publish(&self) {
+    pub(crate) fn publish(&self) {
         // Release: pairs with the Acquire load of `init` in `Header::snapshot` / `open`.
         self.header().init.store(INIT_DONE, Ordering::Release);
     }
 
     /// Opens an existing segment: size check before mapping, bounded wait for `init`, then
     /// validation of magic, version and length. The caller validates the ring fields.
-    pub fn open(name: &str, timeout: Duration) -> Result<Segment> {
+    pub(crate) fn open(name: &str, timeout: Duration) -> Result<Segment> {
         let name = normalize_name(name)?;
         let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty())
             .map_err(|e| Error::io(format!("shm_open {name}"), e))?;
@@ -284,7 +287,7 @@ impl Segment {
     }
 
     /// The header, through atomics only.
-    pub fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping is at least HEADER_LEN bytes (checked in create/open), page
         // aligned, and lives as long as `self`. `Header` consists of atomics only, which may be
         // shared with writers in other processes.
@@ -292,7 +295,7 @@ impl Segment {
     }
 
     /// A pointer `offset` bytes into the mapping, if `offset + len` fits in it.
-    pub fn at(&self, offset: u64, len: u64) -> Result<NonNull<u8>> {
+    pub(crate) fn at(&self, offset: u64, len: u64) -> Result<NonNull<u8>> {
         let end = offset
             .checked_add(len)
             .ok_or(Error::Corrupted("offset overflows"))?;
@@ -309,24 +312,14 @@ impl Segment {
         &self.name
     }
 
-    /// Length of the mapping in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Always false: a segment holds at least its header.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     /// Whether dropping this handle removes the name from `/dev/shm`.
-    pub fn set_unlink_on_drop(&mut self, unlink: bool) {
+    pub(crate) fn set_unlink_on_drop(&mut self, unlink: bool) {
         self.unlink_on_drop = unlink;
     }
 
     /// Takes participant `side`'s liveness lock (see `lock_byte`). `Ok(false)`: a live process
     /// holds it.
-    pub fn lock_side(&self, side: usize) -> Result<bool> {
+    pub(crate) fn lock_side(&self, side: usize) -> Result<bool> {
         let mut fl = flock(libc::F_WRLCK as libc::c_short, lock_byte(side));
         // SAFETY: the fd is open for the life of `self.file`; `fl` is a valid flock on this stack.
         let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
@@ -341,7 +334,7 @@ impl Segment {
     }
 
     /// True if a process other than this handle holds participant `side`'s liveness lock.
-    pub fn side_alive(&self, side: usize) -> Result<bool> {
+    pub(crate) fn side_alive(&self, side: usize) -> Result<bool> {
         let mut fl = flock(libc::F_WRLCK as libc::c_short, lock_byte(side));
         // SAFETY: as in `lock_side`; F_OFD_GETLK writes only into `fl`.
         let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
@@ -352,20 +345,13 @@ impl Segment {
     }
 
     /// Records this process as attached to side `side` (after it took the side's lock).
-    pub fn record_side(&self, side: usize) {
-        let info = &self.header().sides[side];
-        info.pid.store(std::process::id(), Ordering::Relaxed);
-        info.start_time.store(
-            process_start_time(std::process::id()).unwrap_or(0),
-            Ordering::Relaxed,
-        );
-        // Release: pairs with the Acquire load in `side_ever_attached`.
-        info.attached.store(1, Ordering::Release);
+    pub(crate) fn record_side(&self, side: usize) {
+        self.header().record_side(side);
     }
 
     /// True once some process has attached to side `side`.
-    pub fn side_ever_attached(&self, side: usize) -> bool {
-        self.header().sides[side].attached.load(Ordering::Acquire) != 0
+    pub(crate) fn side_ever_attached(&self, side: usize) -> bool {
+        self.header().side_ever_attached(side)
     }
 
     /// Removes a segment's name from `/dev/shm`. Processes that have it mapped keep using it.
@@ -431,7 +417,7 @@ fn map(file: &File, len: usize, name: &str) -> Result<MmapRaw> {
 }
 
 /// A process's start time in clock ticks since boot (/proc/PID/stat field 22).
-pub fn process_start_time(pid: u32) -> Option<u64> {
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];

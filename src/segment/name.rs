@@ -8,15 +8,8 @@ pub const MAX_NAME_LEN: usize = 240;
 
 /// Validates a segment name and returns it in the form `shm_open` takes: one leading `/`.
 ///
-/// The leading `/` is optional in the API; no other `/` may appear.
-///
-/// ```
-/// use shmring::segment::normalize_name;
-/// assert_eq!(normalize_name("orders").unwrap(), "/orders");
-/// assert_eq!(normalize_name("/orders").unwrap(), "/orders");
-/// assert!(normalize_name("a/b").is_err());
-/// assert!(normalize_name("").is_err());
-/// ```
+/// The leading `/` is optional in the API (`"orders"` and `"/orders"` are one name); no other
+/// `/` may appear, and the name may not be empty.
 pub fn normalize_name(name: &str) -> Result<String> {
     let bare = name.strip_prefix('/').unwrap_or(name);
     let reason = if bare.is_empty() {
@@ -38,5 +31,20 @@ pub fn normalize_name(name: &str) -> Result<String> {
             reason,
         }),
         None => Ok(format!("/{bare}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_slash_is_optional_and_others_are_refused() {
+        assert_eq!(normalize_name("orders").unwrap(), "/orders");
+        assert_eq!(normalize_name("/orders").unwrap(), "/orders");
+        assert!(normalize_name("a/b").is_err());
+        assert!(normalize_name("").is_err());
+        assert!(normalize_name("..").is_err());
+        assert!(normalize_name(&"x".repeat(MAX_NAME_LEN + 1)).is_err());
     }
 }

@@ -38,791 +38,266 @@
 //! [`Error::PeerDead`].
 //!
 //! # Waking
-//! One [`Event`] per direction, shared by every sleeper of that side. Each message wakes one
+//! One event per direction, shared by every sleeper of that side. Each message wakes one
 //! receiver, each freed slot one sender; closing wakes everyone. Because a position is claimed
 //! before it is filled, a wake can reach a receiver while the slot at `head` is still being
 //! written by a slower sender (the message it was woken for sits behind it): so a side that has
 //! just claimed a slot passes a wake on when the next slot is ready too
-//! ([`Event::notify_one_if`]), and no ready message waits for a sleeper's slice to end.
+//! (`Event::notify_one_if`), and no ready message waits for a sleeper's slice to end.
 
-use std::ops::{Deref, DerefMut};
+use std::ops::Range;
 use std::ptr::NonNull;
-use std::time::{Duration, Instant};
 
-use super::{attach_segment, deadline, init_events, Attach, Events, Link, READABLE, WRITABLE};
+use super::flavor::{self, Parts, Role};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ring::layout::align_up;
-use crate::ring::mpmc::{self as ring, Consumer, Frame, Grant, MpmcControl, Producer};
-use crate::segment::{Identity, RingKind, Segment, HEADER_LEN, RECEIVER, SENDER};
+use crate::ring::mpmc::{self as ring, Consumer, MpmcControl, Producer, Watcher, MAX_PEERS};
+use crate::segment::{HeaderSnapshot, RingKind};
 use crate::sync::atomic::AtomicU64;
-use crate::sync::wait::{block_on, Event, WaitPolicy};
-use crate::sync::Wait;
 
-/// The most senders (and, separately, receivers) a segment may allow.
-pub const MAX_PEERS: u32 = 1024;
+/// The MPMC ring kind (a marker type: `mpmc::Sender` is `Sender<Mpmc>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Mpmc;
 
-/// Offsets of the parts of an MPMC segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Layout {
-    ctrl: u64,
-    events: u64,
-    stamps: u64,
-    data: u64,
-    total: u64,
+/// A sending handle of a shared-memory MPMC channel.
+pub type Sender = super::Sender<Mpmc>;
+/// A receiving handle of a shared-memory MPMC channel.
+pub type Receiver = super::Receiver<Mpmc>;
+/// A slot inside the segment, from [`Sender::reserve`](super::Sender::reserve); dropped
+/// without a commit, receivers skip it.
+pub type SendSlot<'a> = super::SendSlot<'a, Mpmc>;
+/// A received message borrowed from the segment, from [`Receiver::recv`](super::Receiver::recv).
+pub type RecvGuard<'a> = super::RecvGuard<'a, Mpmc>;
+
+/// Bytes of the stamp array before the slots, in the body.
+fn stamps_len(slots: u64) -> u64 {
+    align_up((slots * 8) as usize, 128) as u64
 }
 
-impl Layout {
-    fn new(slots: u64, slot_size: u64) -> Layout {
-        let ctrl = HEADER_LEN;
-        let events = align_up(ctrl + std::mem::size_of::<MpmcControl>(), 128);
-        let stamps = align_up(events + std::mem::size_of::<Events>(), 4096) as u64;
-        let data = stamps + align_up((slots * 8) as usize, 128) as u64;
-        Layout {
-            ctrl: ctrl as u64,
-            events: events as u64,
-            stamps,
-            data,
-            total: data + ring::data_len(slots, slot_size),
-        }
-    }
+/// The stamp array and the slots inside a body.
+fn split(parts: &Parts<MpmcControl>) -> (NonNull<AtomicU64>, NonNull<u8>) {
+    let stamps = parts.body.cast();
+    // SAFETY: `body_len` validated the geometry and the body holds `stamps_len + data_len`
+    // bytes (checked by `Segment::at`), so the slots start inside it.
+    let data = unsafe { parts.body.add(stamps_len(parts.capacity) as usize) };
+    (stamps, data)
 }
 
-/// Which kind of participant a handle is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Sender,
-    Receiver,
-}
+impl flavor::Flavor for Mpmc {
+    const KIND: RingKind = RingKind::Mpmc;
+    const ONE_PER_SIDE: bool = false;
+    type Control = MpmcControl;
+    type Producer = Producer;
+    type Consumer = Consumer;
 
-/// A handle's place in its segment.
-#[derive(Debug)]
-struct Placed {
-    link: Link,
-    events: NonNull<Events>,
-    ctrl: NonNull<MpmcControl>,
-    stamps: NonNull<AtomicU64>,
-    data: NonNull<u8>,
-    slots: u64,
-    slot_size: u64,
-    /// Participant indexes of the other side: `peers.0 .. peers.0 + peers.1`.
-    peers: (usize, usize),
-    role: Role,
-    /// Our own participant index (our liveness lock), written into owner marks.
-    index: usize,
-    /// The segment's maxima of senders and receivers (indexes `0..S` and `S..S+R`).
-    maxima: (usize, usize),
-}
-
-// SAFETY: the pointers lead into the mapping that `link.seg` owns (it moves with them), and
-// everything reached through them is atomic or handed out only through `&mut` of the owning half.
-unsafe impl Send for Placed {}
-
-/// Creates and/or opens `name` and takes a free participant place of `role`.
-fn place(name: &str, cfg: &Config, role: Role, how: Attach) -> Result<Placed> {
-    let super::Attached {
-        seg,
-        created,
-        snap,
-        wait,
-    } = attach_segment(name, cfg, how, RingKind::Mpmc, create)?;
-    ring::validate_geometry(snap.capacity, snap.slot_size)?;
-    let layout = Layout::new(snap.capacity, snap.slot_size);
-    if snap.data_offset != layout.stamps || snap.total_len != layout.total {
-        return Err(Error::Corrupted(
-            "header offsets do not match the MPMC layout",
-        ));
-    }
-    let (max_s, max_r) = (snap.max_senders, snap.max_receivers);
-    if !(1..=MAX_PEERS).contains(&max_s) || !(1..=MAX_PEERS).contains(&max_r) {
-        return Err(Error::Corrupted(
-            "MPMC sender or receiver maximum outside 1..=1024",
-        ));
-    }
-    let (mine, peers, label, max) = match role {
-        Role::Sender => (
-            (0, max_s as usize),
-            (max_s as usize, max_r as usize),
-            "sender",
-            max_s,
-        ),
-        Role::Receiver => (
-            (max_s as usize, max_r as usize),
-            (0, max_s as usize),
-            "receiver",
-            max_r,
-        ),
-    };
-    let mut index = None;
-    for i in mine.0..mine.0 + mine.1 {
-        if seg.lock_side(i)? {
-            index = Some(i);
-            break;
-        }
-    }
-    if index.is_none() {
-        return Err(Error::TooManyPeers {
-            name: seg.name().to_owned(),
-            side: label,
-            max,
-        });
-    }
-    seg.record_side(if role == Role::Sender {
-        SENDER
-    } else {
-        RECEIVER
-    });
-    let events = seg
-        .at(layout.events, std::mem::size_of::<Events>() as u64)?
-        .cast();
-    let ctrl: NonNull<MpmcControl> = seg
-        .at(layout.ctrl, std::mem::size_of::<MpmcControl>() as u64)?
-        .cast();
-    let stamps = seg.at(layout.stamps, snap.capacity * 8)?.cast();
-    let data = seg.at(layout.data, layout.total - layout.data)?;
-    // SAFETY: `ctrl` lies in the mapping (checked by `at`) and was initialised by the creator
-    // before `init`; it holds only atomics.
-    let control = unsafe { ctrl.as_ref() };
-    // Count ourselves in after taking the lock (and out before dropping it), so that a non-zero
-    // count with no lock held means a participant died (see the module docs).
-    match role {
-        Role::Sender => control.join_sender(),
-        Role::Receiver => control.join_receiver(),
-    }
-    if created {
-        seg.publish();
-    }
-    Ok(Placed {
-        link: Link {
-            seg,
-            wait,
-            policy: WaitPolicy {
-                slice: cfg.liveness_interval,
-            },
-            peer: peers.0,
-        },
-        events,
-        ctrl,
-        stamps,
-        data,
-        slots: snap.capacity,
-        slot_size: snap.slot_size,
-        peers,
-        role,
-        index: index.unwrap_or(0),
-        maxima: (max_s as usize, max_r as usize),
-    })
-}
-
-/// Creates the segment and lays out an empty ring in it (not yet published).
-fn create(name: &str, cfg: &Config) -> Result<Segment> {
-    let slots = cfg.capacity_slots();
-    let slot_size = cfg.slot_size;
-    ring::validate_geometry(slots, slot_size).map_err(|_| {
-        Error::Incompatible(format!(
-            "an MPMC slot must hold 1 B..=16 MiB, not {slot_size} bytes"
-        ))
-    })?;
-    let layout = Layout::new(slots, slot_size);
-    let mut seg = Segment::create(
-        name,
-        &Identity {
-            ring_kind: RingKind::Mpmc,
-            wait: cfg.wait.to_raw(),
-            capacity: slots,
-            slot_size,
-            data_offset: layout.stamps,
-            total_len: layout.total,
-        },
-        cfg.mode,
-    )?;
-    seg.set_unlink_on_drop(!cfg.persist);
-    let h = seg.header();
-    h.max_senders.store(
-        cfg.max_senders.clamp(1, MAX_PEERS),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    h.max_receivers.store(
-        cfg.max_receivers.clamp(1, MAX_PEERS),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    let ctrl = seg.at(layout.ctrl, std::mem::size_of::<MpmcControl>() as u64)?;
-    let events = seg.at(layout.events, std::mem::size_of::<Events>() as u64)?;
-    let stamps = seg.at(layout.stamps, slots * 8)?;
-    // SAFETY: the regions are inside the fresh mapping (checked by `at`), aligned (128-byte
-    // and 4 KiB offsets of a page-aligned mapping), and no other process uses them before
-    // `publish`. Writing whole values initialises them without forming references first.
-    unsafe {
-        ctrl.cast::<MpmcControl>()
-            .as_ptr()
-            .write(MpmcControl::new());
-        init_events(events, cfg.wait)?;
-        ring::init_stamps(stamps.cast(), slots);
-    }
-    Ok(seg)
-}
-
-impl Placed {
-    fn event(&self, which: usize) -> &Event {
-        // SAFETY: `events` points into the mapping owned by `self.link.seg` (checked by
-        // `Segment::at`), initialised by the creator before it published the segment.
-        unsafe { super::event(self.events, which) }
+    fn new_control() -> MpmcControl {
+        MpmcControl::new()
     }
 
-    fn control(&self) -> &MpmcControl {
-        // SAFETY: as in `place`: inside the mapping we own, atomics only.
-        unsafe { self.ctrl.as_ref() }
+    fn geometry(cfg: &Config) -> Result<(u64, u64)> {
+        let slots = cfg.capacity_slots();
+        let slot_size = cfg.slot_size;
+        ring::validate_geometry(slots, slot_size).map_err(|_| {
+            Error::Incompatible(format!(
+                "an MPMC slot must hold 1 B..={} B, not {slot_size} bytes",
+                ring::MAX_SLOT_SIZE
+            ))
+        })?;
+        Ok((slots, slot_size))
     }
 
-    /// Once per wait slice: frees a slot that blocks us and whose holder died (see
-    /// `ring::mpmc`, "a dead claimer's slot can be recovered"), then checks the other side.
-    fn check_and_recover(&self, watcher: ring::Watcher) -> Result<()> {
-        let stuck = match self.role {
-            Role::Receiver => watcher.stuck_consumer(),
-            Role::Sender => watcher.stuck_producer(),
-        };
-        if let Some(a) = stuck {
-            let owner = usize::from(a.owner);
-            let (s, r) = self.maxima;
-            let plausible = if a.by_producer {
-                owner < s
-            } else {
-                (s..s + r).contains(&owner)
-            };
-            if plausible && !self.link.seg.side_alive(owner)? && watcher.clear_abandoned(a) {
-                // Others of our side may be asleep behind the same slot.
-                self.notify_all(if a.by_producer { READABLE } else { WRITABLE });
-            }
-        }
-        self.check_peers()
-    }
-
-    fn notify_all(&self, which: usize) {
-        if self.link.wait != Wait::Spin {
-            self.event(which).notify_all(self.link.wait);
-        }
-    }
-
-    /// `Err(PeerDead)` if the other side's count says someone is attached but no live process
-    /// holds any of that side's locks: a participant died without closing.
-    fn check_peers(&self) -> Result<()> {
-        let counted = match self.role {
-            Role::Sender => self.control().receivers(),
-            Role::Receiver => self.control().senders(),
-        };
-        if counted == 0 {
-            return Ok(());
-        }
-        for i in self.peers.0..self.peers.0 + self.peers.1 {
-            if self.link.seg.side_alive(i)? {
-                return Ok(());
-            }
-        }
-        Err(Error::PeerDead)
-    }
-
-    fn notify_one(&self, which: usize) {
-        if self.link.wait != Wait::Spin {
-            self.event(which).notify_one(self.link.wait);
-        }
-    }
-}
-
-/// A sending handle of a shared-memory MPMC channel. Any number of processes (up to the
-/// segment's maximum) may hold one; dropping the last one closes the channel for receivers.
-#[derive(Debug)]
-pub struct Sender {
-    producer: Producer,
-    placed: Placed,
-}
-
-impl Sender {
-    /// Creates the segment `name` and attaches as one of its senders. Fails if the name exists.
-    pub fn create(name: &str, cfg: Config) -> Result<Sender> {
-        Self::attach(name, &cfg, Attach::Create)
-    }
-
-    /// Opens the existing segment `name` as one more sender.
-    pub fn open(name: &str) -> Result<Sender> {
-        Self::attach(name, &Config::default(), Attach::Open)
-    }
-
-    /// Opens the existing segment `name` as one more sender, with `cfg`'s timeouts.
-    pub fn open_with(name: &str, cfg: Config) -> Result<Sender> {
-        Self::attach(name, &cfg, Attach::Open)
-    }
-
-    /// Opens `name` if it exists, or creates it with `cfg`.
-    pub fn create_or_open(name: &str, cfg: Config) -> Result<Sender> {
-        Self::attach(name, &cfg, Attach::CreateOrOpen)
-    }
-
-    fn attach(name: &str, cfg: &Config, how: Attach) -> Result<Sender> {
-        let placed = place(name, cfg, Role::Sender, how)?;
-        // SAFETY: control block, stamps and slots lie in the mapping that `placed` owns and
-        // keeps alive as long as the producer; the geometry is the validated header's.
-        let mut producer = unsafe {
-            Producer::attach(
-                placed.ctrl,
-                placed.stamps,
-                placed.data,
-                placed.slots,
-                placed.slot_size,
-            )?
-        };
-        producer.set_owner(placed.index as u16);
-        // We hold this index's lock now: whatever its previous holder left claimed is abandoned.
-        if producer.watcher().clear_owned_by(placed.index as u16) > 0 {
-            placed.notify_all(READABLE);
-        }
-        Ok(Sender { producer, placed })
-    }
-
-    /// The segment's name, with its leading `/`.
-    pub fn name(&self) -> &str {
-        self.placed.link.seg.name()
-    }
-
-    /// The largest message this channel accepts (the slot size).
-    pub fn max_message_size(&self) -> usize {
-        self.producer.max_message()
-    }
-
-    /// The wait strategy in force (the creator's).
-    pub fn wait_strategy(&self) -> Wait {
-        self.placed.link.wait
-    }
-
-    /// Senders and receivers attached now, as counted in the segment.
-    pub fn peers(&self) -> (u32, u32) {
-        let c = self.placed.control();
-        (c.senders(), c.receivers())
-    }
-
-    /// Reserves a slot for a message of up to `len` bytes, or fails at once with
-    /// [`Error::Full`]. See [`reserve`](Self::reserve).
-    pub fn try_reserve(&mut self, len: usize) -> Result<SendSlot<'_>> {
-        let grant = self.reserve_until(len, None, true)?;
-        Ok(SendSlot {
-            tx: self,
-            grant: Some(grant),
-        })
-    }
-
-    /// Reserves a slot for a message of up to `len` bytes inside the segment, waiting while
-    /// the ring is full. Write into it, then [`commit`](SendSlot::commit) what you wrote;
-    /// dropping the slot uncommitted sends nothing (receivers skip the slot).
-    pub fn reserve(&mut self, len: usize) -> Result<SendSlot<'_>> {
-        let grant = self.reserve_until(len, None, false)?;
-        Ok(SendSlot {
-            tx: self,
-            grant: Some(grant),
-        })
-    }
-
-    /// Like [`reserve`](Self::reserve), waiting at most `timeout` ([`Error::Timeout`]).
-    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<SendSlot<'_>> {
-        let grant = self.reserve_until(len, deadline(timeout), false)?;
-        Ok(SendSlot {
-            tx: self,
-            grant: Some(grant),
-        })
-    }
-
-    /// Sends a copy of `msg`, waiting while the ring is full.
-    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
-        let grant = self.reserve_until(msg.len(), None, false)?;
-        self.write_commit(grant, msg);
-        Ok(())
-    }
-
-    /// Sends a copy of `msg`, or fails at once with [`Error::Full`].
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        let grant = self.reserve_until(msg.len(), None, true)?;
-        self.write_commit(grant, msg);
-        Ok(())
-    }
-
-    /// Sends a copy of `msg`, waiting at most `timeout`.
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        let grant = self.reserve_until(msg.len(), deadline(timeout), false)?;
-        self.write_commit(grant, msg);
-        Ok(())
-    }
-
-    /// Sends a plain-old-data value as its bytes.
-    pub fn send_pod<T: bytemuck::Pod>(&mut self, value: &T) -> Result<()> {
-        self.send(bytemuck::bytes_of(value))
-    }
-
-    /// Sends a plain-old-data value, or fails at once with [`Error::Full`].
-    pub fn try_send_pod<T: bytemuck::Pod>(&mut self, value: &T) -> Result<()> {
-        self.try_send(bytemuck::bytes_of(value))
-    }
-
-    /// Sends a plain-old-data value, waiting at most `timeout`.
-    pub fn send_pod_timeout<T: bytemuck::Pod>(
-        &mut self,
-        value: &T,
-        timeout: Duration,
-    ) -> Result<()> {
-        self.send_timeout(bytemuck::bytes_of(value), timeout)
-    }
-
-    fn write_commit(&mut self, grant: Grant, msg: &[u8]) {
-        // SAFETY: the grant covers `msg.len()` bytes of a slot that the stamp protocol gives to
-        // this producer alone until it commits; `msg` is our own memory, so no overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(msg.as_ptr(), self.producer.payload(&grant), msg.len())
-        };
-        self.commit(grant, msg.len());
-    }
-
-    fn commit(&mut self, grant: Grant, len: usize) {
-        self.producer.commit(grant, len);
-        self.placed.notify_one(READABLE);
-    }
-
-    fn abandon(&mut self, grant: Grant) {
-        self.producer.abandon(grant);
-        // A receiver may be stalled at this slot: it must see the skip.
-        self.placed.notify_one(READABLE);
-    }
-
-    /// Claims a slot: once (`once`), or waiting until `deadline`.
-    fn reserve_until(
-        &mut self,
-        len: usize,
-        deadline: Option<Instant>,
-        once: bool,
-    ) -> Result<Grant> {
-        let Sender { producer, placed } = self;
-        let watcher = producer.watcher();
-        let wait = placed.link.wait;
-        let writable = placed.event(WRITABLE);
-        let mut attempt = || {
-            let g = producer.try_reserve(len)?;
-            if wait != Wait::Spin {
-                // Pass a wake on if another slot is free too (module docs).
-                writable.notify_one_if(wait, || producer.room());
-            }
-            Ok(g)
-        };
-        if once {
-            return attempt();
-        }
-        block_on(
-            wait,
-            writable,
-            &placed.link.policy,
-            deadline,
-            attempt,
-            || placed.check_and_recover(watcher),
+    fn maxima(cfg: &Config) -> (u32, u32) {
+        (
+            cfg.max_senders.clamp(1, MAX_PEERS),
+            cfg.max_receivers.clamp(1, MAX_PEERS),
         )
     }
-}
 
-impl Drop for Sender {
-    fn drop(&mut self) {
-        // Count out before the liveness lock goes (when the segment drops after this).
-        self.placed.control().leave_sender();
-        // Wake every receiver: if we were the last sender, they must see the close.
-        self.placed
-            .event(READABLE)
-            .notify_all(self.placed.link.wait);
+    fn body_len(slots: u64, slot_size: u64) -> Result<u64> {
+        ring::validate_geometry(slots, slot_size)?;
+        Ok(stamps_len(slots) + ring::data_len(slots, slot_size))
     }
-}
 
-/// A slot inside the segment, from [`Sender::reserve`]. Dereferences to the reserved bytes;
-/// [`commit`](Self::commit) publishes a prefix of them. Dropped without a commit, it is given up
-/// and receivers skip it.
-#[derive(Debug)]
-pub struct SendSlot<'a> {
-    tx: &'a mut Sender,
-    /// `None` once committed.
-    grant: Option<Grant>,
-}
+    unsafe fn init_body(parts: Parts<MpmcControl>) {
+        let (stamps, _) = split(&parts);
+        // SAFETY: the stamp array lies at the start of the body (per this function's contract,
+        // in a fresh mapping nobody else uses yet).
+        unsafe { ring::init_stamps(stamps, parts.capacity) };
+    }
 
-impl SendSlot<'_> {
-    /// Publishes the first `len` bytes as one message.
-    ///
-    /// # Panics
-    /// If `len` exceeds the reserved size.
-    pub fn commit(mut self, len: usize) {
-        if let Some(grant) = self.grant.take() {
-            if len > grant.capacity {
-                // Give the slot up first, so the panic does not stall the receivers.
-                self.tx.abandon(grant);
-                panic!(
-                    "commit of {len} bytes into a reservation of {}",
-                    grant.capacity
-                );
-            }
-            self.tx.commit(grant, len);
+    fn places(snap: &HeaderSnapshot, role: Role) -> Result<Range<usize>> {
+        let (s, r) = (snap.max_senders, snap.max_receivers);
+        if !(1..=MAX_PEERS).contains(&s) || !(1..=MAX_PEERS).contains(&r) {
+            return Err(Error::Corrupted(
+                "MPMC sender or receiver maximum outside 1..=1024",
+            ));
+        }
+        let (s, r) = (s as usize, r as usize);
+        Ok(match role {
+            Role::Sender => 0..s,
+            Role::Receiver => s..s + r,
+        })
+    }
+
+    fn counted(ctrl: &MpmcControl, role: Role, _ever_attached: bool) -> u32 {
+        match role {
+            Role::Sender => ctrl.senders(),
+            Role::Receiver => ctrl.receivers(),
         }
     }
 
-    fn grant(&self) -> Grant {
-        // Present until `commit`, which consumes the slot.
-        self.grant.expect("a SendSlot holds its grant until commit")
-    }
-}
-
-impl Drop for SendSlot<'_> {
-    fn drop(&mut self) {
-        if let Some(grant) = self.grant.take() {
-            self.tx.abandon(grant);
+    fn join(ctrl: &MpmcControl, role: Role) {
+        match role {
+            Role::Sender => ctrl.join_sender(),
+            Role::Receiver => ctrl.join_receiver(),
         }
     }
-}
 
-impl Deref for SendSlot<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        let grant = self.grant();
-        // SAFETY: the grant's bytes lie in a slot that belongs to this producer alone until it
-        // commits (honest consumers do not read it before the stamp says so).
-        unsafe { std::slice::from_raw_parts(self.tx.producer.payload(&grant), grant.capacity) }
-    }
-}
-
-impl DerefMut for SendSlot<'_> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        let grant = self.grant();
-        // SAFETY: as in `deref`; `&mut self` makes this the only reference to the bytes.
-        unsafe { std::slice::from_raw_parts_mut(self.tx.producer.payload(&grant), grant.capacity) }
-    }
-}
-
-/// A receiving handle of a shared-memory MPMC channel. Any number of processes (up to the
-/// segment's maximum) may hold one; each message goes to exactly one of them.
-#[derive(Debug)]
-pub struct Receiver {
-    consumer: Consumer,
-    placed: Placed,
-}
-
-impl Receiver {
-    /// Opens the existing segment `name` as one more receiver.
-    pub fn open(name: &str) -> Result<Receiver> {
-        Self::attach(name, &Config::default(), Attach::Open)
+    fn leave(ctrl: &MpmcControl, role: Role) {
+        match role {
+            Role::Sender => ctrl.leave_sender(),
+            Role::Receiver => ctrl.leave_receiver(),
+        }
     }
 
-    /// Opens the existing segment `name` as one more receiver, with `cfg`'s timeouts.
-    pub fn open_with(name: &str, cfg: Config) -> Result<Receiver> {
-        Self::attach(name, &cfg, Attach::Open)
-    }
-
-    /// Creates the segment `name` and attaches as one of its receivers.
-    pub fn create(name: &str, cfg: Config) -> Result<Receiver> {
-        Self::attach(name, &cfg, Attach::Create)
-    }
-
-    /// Opens `name` if it exists, or creates it with `cfg`.
-    pub fn create_or_open(name: &str, cfg: Config) -> Result<Receiver> {
-        Self::attach(name, &cfg, Attach::CreateOrOpen)
-    }
-
-    fn attach(name: &str, cfg: &Config, how: Attach) -> Result<Receiver> {
-        let placed = place(name, cfg, Role::Receiver, how)?;
-        // SAFETY: as in `Sender::attach`, for a consumer.
-        let mut consumer = unsafe {
-            Consumer::attach(
-                placed.ctrl,
-                placed.stamps,
-                placed.data,
-                placed.slots,
-                placed.slot_size,
-            )?
+    unsafe fn producer(parts: Parts<MpmcControl>, index: usize) -> Result<Producer> {
+        let (stamps, data) = split(&parts);
+        // SAFETY: forwarded from this function's contract; stamps and slots lie in the body
+        // whose geometry `body_len` validated.
+        let mut p = unsafe {
+            Producer::attach(parts.ctrl, stamps, data, parts.capacity, parts.slot_size)?
         };
-        consumer.set_owner(placed.index as u16);
-        // As in `Sender::attach`: slots the previous holder of our index left are abandoned.
-        if consumer.watcher().clear_owned_by(placed.index as u16) > 0 {
-            placed.notify_all(WRITABLE);
-        }
-        Ok(Receiver { consumer, placed })
+        p.set_owner(index as u16);
+        Ok(p)
     }
 
-    /// The segment's name, with its leading `/`.
-    pub fn name(&self) -> &str {
-        self.placed.link.seg.name()
-    }
-
-    /// The largest message this channel carries (the slot size).
-    pub fn max_message_size(&self) -> usize {
-        self.consumer.max_message()
-    }
-
-    /// Senders and receivers attached now, as counted in the segment.
-    pub fn peers(&self) -> (u32, u32) {
-        let c = self.placed.control();
-        (c.senders(), c.receivers())
-    }
-
-    /// The next message, borrowed from the segment, or [`Error::Empty`] at once.
-    pub fn try_recv(&mut self) -> Result<RecvGuard<'_>> {
-        let frame = self.peek_until(None, true)?;
-        Ok(RecvGuard { rx: self, frame })
-    }
-
-    /// The next message, borrowed from the segment (zero copy), waiting while there is none.
-    /// Its slot is freed for the senders when the guard drops.
-    ///
-    /// After the last sender closed: the remaining messages, then [`Error::Disconnected`].
-    /// After the senders died: what they committed, then [`Error::PeerDead`].
-    pub fn recv(&mut self) -> Result<RecvGuard<'_>> {
-        let frame = self.peek_until(None, false)?;
-        Ok(RecvGuard { rx: self, frame })
-    }
-
-    /// Like [`recv`](Self::recv), waiting at most `timeout` ([`Error::Timeout`]).
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<RecvGuard<'_>> {
-        let frame = self.peek_until(deadline(timeout), false)?;
-        Ok(RecvGuard { rx: self, frame })
-    }
-
-    /// Copies the next message into `buf` (cleared first), waiting while there is none; returns
-    /// its length.
-    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        let frame = self.peek_until(None, false)?;
-        Ok(self.copy_out(frame, buf))
-    }
-
-    /// Copies the next message into `buf`, or fails at once with [`Error::Empty`].
-    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        let frame = self.peek_until(None, true)?;
-        Ok(self.copy_out(frame, buf))
-    }
-
-    /// Copies the next message into `buf`, waiting at most `timeout`.
-    pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
-        let frame = self.peek_until(deadline(timeout), false)?;
-        Ok(self.copy_out(frame, buf))
-    }
-
-    /// Receives a plain-old-data value. A message whose length is not `size_of::<T>()` is
-    /// consumed and reported as [`Error::Incompatible`].
-    pub fn recv_pod<T: bytemuck::Pod>(&mut self) -> Result<T> {
-        let frame = self.peek_until(None, false)?;
-        self.take_pod(frame)
-    }
-
-    /// Receives a plain-old-data value, or fails at once with [`Error::Empty`].
-    pub fn try_recv_pod<T: bytemuck::Pod>(&mut self) -> Result<T> {
-        let frame = self.peek_until(None, true)?;
-        self.take_pod(frame)
-    }
-
-    /// Receives a plain-old-data value, waiting at most `timeout`.
-    pub fn recv_pod_timeout<T: bytemuck::Pod>(&mut self, timeout: Duration) -> Result<T> {
-        let frame = self.peek_until(deadline(timeout), false)?;
-        self.take_pod(frame)
-    }
-
-    fn take_pod<T: bytemuck::Pod>(&mut self, frame: Frame) -> Result<T> {
-        let guard = RecvGuard { rx: self, frame };
-        if guard.len() != std::mem::size_of::<T>() {
-            return Err(Error::Incompatible(format!(
-                "message of {} bytes is not a {} ({} bytes)",
-                guard.len(),
-                std::any::type_name::<T>(),
-                std::mem::size_of::<T>()
-            )));
-        }
-        Ok(bytemuck::pod_read_unaligned(&guard))
-    }
-
-    fn copy_out(&mut self, frame: Frame, buf: &mut Vec<u8>) -> usize {
-        buf.clear();
-        buf.reserve(frame.len);
-        // SAFETY: the frame's length was validated against the slot size, and the slot is ours
-        // (stamp protocol) until we release it; `buf` has room for `frame.len` bytes (reserved
-        // above) and is our own memory, so no overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.consumer.payload(&frame),
-                buf.as_mut_ptr(),
-                frame.len,
-            );
-            buf.set_len(frame.len);
-        }
-        self.release(frame);
-        frame.len
-    }
-
-    fn release(&mut self, frame: Frame) {
-        self.consumer.release(frame);
-        self.placed.notify_one(WRITABLE);
-    }
-
-    /// Claims the next message: once (`once`), or waiting until `deadline`.
-    fn peek_until(&mut self, deadline: Option<Instant>, once: bool) -> Result<Frame> {
-        let Receiver { consumer, placed } = self;
-        let watcher = consumer.watcher();
-        let wait = placed.link.wait;
-        let readable = placed.event(READABLE);
-        let mut attempt = || {
-            let f = consumer.try_peek()?;
-            if wait != Wait::Spin {
-                // Pass a wake on if the next message is ready too (module docs).
-                readable.notify_one_if(wait, || consumer.more());
-            }
-            Ok(f)
+    unsafe fn consumer(parts: Parts<MpmcControl>, index: usize) -> Result<Consumer> {
+        let (stamps, data) = split(&parts);
+        // SAFETY: as in `producer`.
+        let mut c = unsafe {
+            Consumer::attach(parts.ctrl, stamps, data, parts.capacity, parts.slot_size)?
         };
-        if once {
-            return attempt();
-        }
-        block_on(
-            wait,
-            readable,
-            &placed.link.policy,
-            deadline,
-            attempt,
-            || placed.check_and_recover(watcher),
-        )
+        c.set_owner(index as u16);
+        Ok(c)
     }
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.placed.control().leave_receiver();
-        self.placed
-            .event(WRITABLE)
-            .notify_all(self.placed.link.wait);
+impl flavor::Grant for ring::Grant {
+    #[inline]
+    fn capacity(&self) -> usize {
+        ring::Grant::capacity(self)
     }
 }
 
-/// A received message, borrowed from the segment (zero copy). Dereferences to its bytes; its
-/// slot is given back to the senders when the guard drops.
-///
-/// The bytes are only as stable as the senders are honest; use [`Receiver::recv_into`] to take
-/// one copy from peers you do not trust.
-#[derive(Debug)]
-pub struct RecvGuard<'a> {
-    rx: &'a mut Receiver,
-    frame: Frame,
-}
-
-impl Deref for RecvGuard<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: the frame's length was validated against the slot size and the slot belongs
-        // to this consumer until the guard drops.
-        unsafe { std::slice::from_raw_parts(self.rx.consumer.payload(&self.frame), self.frame.len) }
+impl flavor::Frame for ring::Frame {
+    #[inline]
+    fn len(&self) -> usize {
+        ring::Frame::len(self)
     }
 }
 
-impl Drop for RecvGuard<'_> {
-    fn drop(&mut self) {
-        self.rx.release(self.frame);
+/// Frees the slot a dead holder blocks us with (`ring::mpmc` docs, "a dead claimer's slot can
+/// be recovered"), if `alive` says its owner is dead.
+fn recover(
+    stuck: Option<ring::Abandoned>,
+    w: Watcher,
+    alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
+) -> Result<bool> {
+    match stuck {
+        Some(a) if !alive(a.by_producer, usize::from(a.owner))? => Ok(w.clear_abandoned(a)),
+        _ => Ok(false),
     }
 }
 
-super::channel_traits!(Sender, Receiver);
+impl flavor::End for Producer {
+    type Watcher = Watcher;
+    fn watcher(&self) -> Watcher {
+        Producer::watcher(self)
+    }
+    fn max_message(&self) -> usize {
+        Producer::max_message(self)
+    }
+    fn recover(w: Watcher, alive: &mut dyn FnMut(bool, usize) -> Result<bool>) -> Result<bool> {
+        recover(w.stuck_producer(), w, alive)
+    }
+    fn clear_predecessor(&mut self) -> usize {
+        let w = Producer::watcher(self);
+        w.clear_owned_by(self.owner())
+    }
+    fn close(&mut self) {}
+}
+
+impl flavor::End for Consumer {
+    type Watcher = Watcher;
+    fn watcher(&self) -> Watcher {
+        Consumer::watcher(self)
+    }
+    fn max_message(&self) -> usize {
+        Consumer::max_message(self)
+    }
+    fn recover(w: Watcher, alive: &mut dyn FnMut(bool, usize) -> Result<bool>) -> Result<bool> {
+        recover(w.stuck_consumer(), w, alive)
+    }
+    fn clear_predecessor(&mut self) -> usize {
+        let w = Consumer::watcher(self);
+        w.clear_owned_by(self.owner())
+    }
+    fn close(&mut self) {}
+}
+
+impl flavor::ProducerEnd for Producer {
+    type Grant = ring::Grant;
+    const WAKE_ON_FULL: bool = false;
+    const PASS_ON: bool = true;
+
+    #[inline]
+    fn try_reserve(&mut self, len: usize) -> Result<ring::Grant> {
+        Producer::try_reserve(self, len)
+    }
+    #[inline]
+    fn payload(&self, grant: &ring::Grant) -> *mut u8 {
+        Producer::payload(self, grant)
+    }
+    #[inline]
+    fn commit(&mut self, grant: ring::Grant, len: usize) {
+        Producer::commit(self, grant, len)
+    }
+    fn abandon(&mut self, grant: ring::Grant) {
+        Producer::abandon(self, grant)
+    }
+    fn room(&self) -> bool {
+        Producer::room(self)
+    }
+}
+
+impl flavor::ConsumerEnd for Consumer {
+    type Frame = ring::Frame;
+    const WAKE_ON_EMPTY: bool = false;
+    const PASS_ON: bool = true;
+
+    #[inline]
+    fn try_peek(&mut self) -> Result<ring::Frame> {
+        Consumer::try_peek(self)
+    }
+    #[inline]
+    fn payload(&self, frame: &ring::Frame) -> *const u8 {
+        Consumer::payload(self, frame)
+    }
+    #[inline]
+    fn release(&mut self, frame: ring::Frame) {
+        Consumer::release(self, frame)
+    }
+    fn more(&self) -> bool {
+        Consumer::more(self)
+    }
+}
 
 #[cfg(all(test, not(shmring_loom)))]
 mod tests {
     use super::*;
+    use crate::sync::Wait;
+    use std::time::Duration;
 
     fn name(tag: &str) -> String {
         format!("t-mpmc-{tag}-{}", std::process::id())

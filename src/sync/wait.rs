@@ -89,6 +89,36 @@ impl Wait {
     }
 }
 
+/// How long a blocking call may wait: one spelling for every channel half and transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// Not at all: the `try_` forms.
+    Now,
+    /// Until this instant: the `_timeout` forms.
+    Deadline(Instant),
+    /// For ever: the blocking forms.
+    Forever,
+}
+
+impl Until {
+    /// The deadline `timeout` from now; for ever if that is beyond what `Instant` can hold
+    /// (so `Duration::MAX` means "no deadline", never an overflow).
+    pub(crate) fn after(timeout: Duration) -> Until {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Until::Forever, Until::Deadline)
+    }
+
+    /// True once there is no time left to wait (at once for `Now`).
+    pub(crate) fn expired(self) -> bool {
+        match self {
+            Until::Now => true,
+            Until::Deadline(d) => Instant::now() >= d,
+            Until::Forever => false,
+        }
+    }
+}
+
 /// Timing knobs of a blocking wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitPolicy {
@@ -161,11 +191,6 @@ impl Event {
     #[inline]
     pub fn notify_one_if(&self, wait: Wait, cond: impl FnOnce() -> bool) {
         self.notify(wait, 1, cond);
-    }
-
-    /// True if some side announced itself as sleeping (a hint; no ordering).
-    pub fn has_waiters(&self) -> bool {
-        self.waiters.load(Ordering::Relaxed) != 0
     }
 
     #[inline]
@@ -245,20 +270,28 @@ fn not_ready<T>(r: Result<T>) -> Result<Option<T>> {
 /// * `attempt` tries the operation once: `Err(Empty)`/`Err(Full)` means "not yet".
 /// * `peer_gone` is called about once per slice; `Err` from it (the peer died) ends the wait
 ///   after one last attempt, so what the peer committed before it died is still delivered.
-/// * `deadline`: `None` waits for ever (in slices); past it, `Err(Timeout)`.
-#[doc(hidden)] // public for the loom models only
-pub fn block_on<T>(
+/// * `until`: `Now` tries once (`Err(Empty)`/`Err(Full)` as they come); `Forever` waits in
+///   slices; past a `Deadline`, `Err(Timeout)`.
+pub(crate) fn block_on<T>(
     wait: Wait,
     event: &Event,
     policy: &WaitPolicy,
-    deadline: Option<Instant>,
+    until: Until,
     mut attempt: impl FnMut() -> Result<T>,
     mut peer_gone: impl FnMut() -> Result<()>,
 ) -> Result<T> {
     // The common case first, before any setup: the ring is ready.
-    if let Some(v) = not_ready(attempt())? {
+    let first = attempt();
+    if until == Until::Now {
+        return first;
+    }
+    if let Some(v) = not_ready(first)? {
         return Ok(v);
     }
+    let deadline = match until {
+        Until::Deadline(d) => Some(d),
+        _ => None,
+    };
     let backoff = Backoff::new();
     let mut spins: u32 = 0;
     // Set at the first look at the clock: reading it costs ~20 ns, too much for the fast path.
@@ -288,7 +321,9 @@ pub fn block_on<T>(
             }
         }
         let check_at = *next_check.get_or_insert(now + policy.slice);
-        if now >= check_at {
+        // Under loom there is no time: check every round, so that the model is deterministic
+        // and explores the liveness check against every step of the other threads.
+        if cfg!(shmring_loom) || now >= check_at {
             next_check = Some(now + policy.slice);
             if let Err(gone) = peer_gone() {
                 // One last look: messages committed before the peer died come first.

@@ -86,34 +86,9 @@ pub(crate) fn in_background(f: impl FnOnce() + Send + 'static) {
         .spawn(f);
 }
 
-/// How long a blocking call may wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Until {
-    /// Not at all: the `try_` forms.
-    Now,
-    /// Until this instant: the `_timeout` forms.
-    Deadline(Instant),
-    /// For ever: the blocking forms.
-    Forever,
-}
+pub(crate) use crate::sync::wait::Until;
 
 impl Until {
-    /// The deadline `timeout` from now (for ever if that is beyond what `Instant` can hold).
-    pub(crate) fn after(timeout: Duration) -> Until {
-        Instant::now()
-            .checked_add(timeout)
-            .map_or(Until::Forever, Until::Deadline)
-    }
-
-    /// What to return when there is nothing now: `Empty`/`Full` for `Now`, else `None` (wait).
-    pub(crate) fn expired(self) -> bool {
-        match self {
-            Until::Now => true,
-            Until::Deadline(d) => Instant::now() >= d,
-            Until::Forever => false,
-        }
-    }
-
     /// The poll timeout for the next slice, capped at `cap` (if any). `None` once expired.
     pub(crate) fn slice(self, cap: Option<Duration>) -> Option<PollTimeout> {
         let left = match self {

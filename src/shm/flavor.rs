@@ -1,0 +1,181 @@
+//! What a ring kind gives the generic half: its layout in a segment and its two ends.
+//!
+//! The trait is public only so that the public `Sender<R>` / `Receiver<R>` can name it; it
+//! lives in a private module, so no user can name, implement or call it (a sealed trait).
+
+use std::ops::Range;
+use std::ptr::NonNull;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::segment::{HeaderSnapshot, RingKind};
+
+/// Which side of a channel a handle is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A producer.
+    Sender,
+    /// A consumer.
+    Receiver,
+}
+
+impl Role {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Role::Sender => "sender",
+            Role::Receiver => "receiver",
+        }
+    }
+
+    /// The index of this role in the header's `sides` (pid records for display).
+    pub(crate) fn side(self) -> usize {
+        match self {
+            Role::Sender => crate::segment::SENDER,
+            Role::Receiver => crate::segment::RECEIVER,
+        }
+    }
+}
+
+/// Where a ring's parts lie in a mapped, validated segment.
+#[derive(Debug)]
+pub struct Parts<C> {
+    /// The control block (initialised by the creator, atomics only).
+    pub ctrl: NonNull<C>,
+    /// The body: `Flavor::body_len(capacity, slot_size)` bytes, page aligned.
+    pub body: NonNull<u8>,
+    /// The header's capacity (validated by `Flavor::body_len`).
+    pub capacity: u64,
+    /// The header's slot size (validated by `Flavor::body_len`).
+    pub slot_size: u64,
+}
+
+impl<C> Clone for Parts<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<C> Copy for Parts<C> {}
+
+/// A ring kind as the channel layer sees it (see the module docs).
+pub trait Flavor: Sized + Send + std::fmt::Debug + 'static {
+    /// What the header records.
+    const KIND: RingKind;
+    /// True if each side has exactly one place: a second handle is `InUse`, not
+    /// `TooManyPeers`.
+    const ONE_PER_SIDE: bool;
+    /// The ring's shared control block, placed right after the header.
+    type Control: Send + Sync + std::fmt::Debug;
+    /// The producing end.
+    type Producer: ProducerEnd;
+    /// The consuming end.
+    type Consumer: ConsumerEnd;
+
+    /// A fresh control block.
+    fn new_control() -> Self::Control;
+    /// `(capacity, slot_size)` of a new segment made with `cfg`, validated.
+    fn geometry(cfg: &Config) -> Result<(u64, u64)>;
+    /// The most senders and receivers a new segment made with `cfg` admits, as recorded in
+    /// the header (0 where the ring fixes them).
+    fn maxima(cfg: &Config) -> (u32, u32);
+    /// Validates a geometry (from `cfg` or from a header) and gives the body's length.
+    fn body_len(capacity: u64, slot_size: u64) -> Result<u64>;
+    /// Initialises a fresh body (beyond the zeroes a new segment holds).
+    ///
+    /// # Safety
+    /// `parts` lie in a mapping being created that no other process uses yet.
+    unsafe fn init_body(parts: Parts<Self::Control>);
+    /// The participant (liveness lock) indexes of `role`, from the header's maxima.
+    fn places(snap: &HeaderSnapshot, role: Role) -> Result<Range<usize>>;
+    /// How many of `role` the ring counts as attached (a peer that died leaves its count).
+    fn counted(ctrl: &Self::Control, role: Role, ever_attached: bool) -> u32;
+    /// Counts a participant of `role` in (after it took its lock) or out (before it drops it).
+    fn join(ctrl: &Self::Control, role: Role);
+    /// See [`join`](Self::join).
+    fn leave(ctrl: &Self::Control, role: Role);
+    /// The producing end over `parts`, for participant `index`.
+    ///
+    /// # Safety
+    /// `parts` stay valid as long as the end lives; `index` is this process's locked place.
+    unsafe fn producer(parts: Parts<Self::Control>, index: usize) -> Result<Self::Producer>;
+    /// The consuming end over `parts`, for participant `index`.
+    ///
+    /// # Safety
+    /// As for [`producer`](Self::producer).
+    unsafe fn consumer(parts: Parts<Self::Control>, index: usize) -> Result<Self::Consumer>;
+}
+
+/// What both ends do.
+pub trait End: Send + std::fmt::Debug {
+    /// A `Copy` view for finding slots that dead participants hold, used by the wait loop's
+    /// liveness check beside the end's own attempt.
+    type Watcher: Copy;
+    /// See [`Watcher`](Self::Watcher).
+    fn watcher(&self) -> Self::Watcher;
+    /// The largest message.
+    fn max_message(&self) -> usize;
+    /// Frees what a dead participant blocking this side holds, if `alive` says it is dead.
+    /// True if something was freed (others of this side may be waiting behind it).
+    /// `alive(holder_is_producer, index)` says whether a participant is alive.
+    fn recover(
+        w: Self::Watcher,
+        alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
+    ) -> Result<bool>;
+    /// Frees whatever the previous holder of this end's participant index left claimed (we
+    /// took its lock, so it is dead). How many were freed.
+    fn clear_predecessor(&mut self) -> usize;
+    /// Marks this end closed in the ring (before its lock goes).
+    fn close(&mut self);
+}
+
+/// Room for one message, reserved by a producer.
+pub trait Grant: std::fmt::Debug {
+    /// Bytes reserved.
+    fn capacity(&self) -> usize;
+}
+
+/// A message claimed by a consumer.
+pub trait Frame: std::fmt::Debug {
+    /// Payload bytes.
+    fn len(&self) -> usize;
+}
+
+/// The producing end of a ring.
+pub trait ProducerEnd: End {
+    /// A reservation; not `Copy`, so a grant is committed or given up once.
+    type Grant: Grant;
+    /// True if the receivers should be woken when a reservation finds the ring full (SPSC: a
+    /// wrap marker was published that a sleeping receiver must step over).
+    const WAKE_ON_FULL: bool;
+    /// True if a producer that claimed room should pass a wake on to another sleeping
+    /// producer when more room is free (MPMC).
+    const PASS_ON: bool;
+    /// Reserves room for `len` bytes, or `Full` / `TooLarge` / `Disconnected` / `Corrupted`.
+    fn try_reserve(&mut self, len: usize) -> Result<Self::Grant>;
+    /// The reserved bytes (`grant.capacity()` of them), the producer's alone until commit.
+    fn payload(&self, grant: &Self::Grant) -> *mut u8;
+    /// Publishes `len <= grant.capacity()` bytes as one message.
+    fn commit(&mut self, grant: Self::Grant, len: usize);
+    /// Gives a reservation up: nothing is sent.
+    fn abandon(&mut self, grant: Self::Grant);
+    /// A hint: is there room for another producer now?
+    fn room(&self) -> bool;
+}
+
+/// The consuming end of a ring.
+pub trait ConsumerEnd: End {
+    /// A claimed message; not `Copy`, so it is released once.
+    type Frame: Frame;
+    /// As [`ProducerEnd::WAKE_ON_FULL`], for a consumer that found nothing (SPSC: it may have
+    /// stepped over a wrap marker, freeing room a sleeping sender waits for).
+    const WAKE_ON_EMPTY: bool;
+    /// As [`ProducerEnd::PASS_ON`], for consumers.
+    const PASS_ON: bool;
+    /// Claims the next message, or `Empty` / `Disconnected` / `Corrupted`.
+    fn try_peek(&mut self) -> Result<Self::Frame>;
+    /// The message's bytes (`frame.len()` of them), validated to lie in the body.
+    fn payload(&self, frame: &Self::Frame) -> *const u8;
+    /// Gives the message's room back to the producers.
+    fn release(&mut self, frame: Self::Frame);
+    /// A hint: is another message ready now?
+    fn more(&self) -> bool;
+}

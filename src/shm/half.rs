@@ -1,0 +1,998 @@
+//! The generic channel halves: [`Sender`] and [`Receiver`] over any [`Flavor`].
+
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut, Range};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use super::flavor::{ConsumerEnd, End, Flavor, Frame as _, Grant as _, Parts, ProducerEnd, Role};
+use super::site::Site;
+use super::{init_events, Events, READABLE, WRITABLE};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::ring::layout::align_up;
+use crate::segment::{Identity, Segment, HEADER_LEN};
+use crate::sync::wait::{block_on, Event, Until, WaitPolicy};
+use crate::sync::Wait;
+
+/// Offsets of the parts of a segment whose body is `body_len` bytes (module docs of `shm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    ctrl: u64,
+    events: u64,
+    body: u64,
+    total: u64,
+}
+
+impl Layout {
+    fn new<R: Flavor>(body_len: u64) -> Result<Layout> {
+        let ctrl = HEADER_LEN;
+        let events = align_up(ctrl + std::mem::size_of::<R::Control>(), 128);
+        let body = align_up(events + std::mem::size_of::<Events>(), 4096) as u64;
+        Ok(Layout {
+            ctrl: ctrl as u64,
+            events: events as u64,
+            body,
+            total: body
+                .checked_add(body_len)
+                .ok_or(Error::Corrupted("segment length overflows"))?,
+        })
+    }
+}
+
+/// How a half comes to its segment.
+enum How<'a> {
+    Create(&'a str),
+    Open(&'a str),
+    CreateOrOpen(&'a str),
+    Anonymous,
+    Fd(OwnedFd),
+    #[cfg(shmring_loom)]
+    Heap(super::site::HeapSite),
+}
+
+/// What a half holds besides its ring end: the mapping, how to wait, and who its peers are.
+#[derive(Debug)]
+struct Link<R: Flavor> {
+    site: Site,
+    events: NonNull<Events>,
+    ctrl: NonNull<R::Control>,
+    wait: Wait,
+    policy: WaitPolicy,
+    role: Role,
+    /// Participant indexes of our side and of the other side.
+    mine: Range<usize>,
+    peers: Range<usize>,
+}
+
+// SAFETY: the pointers lead into the mapping that `site` owns (it moves with them), and
+// everything reached through them is atomic (events, control block).
+unsafe impl<R: Flavor> Send for Link<R> {}
+
+impl<R: Flavor> Link<R> {
+    fn event(&self, which: usize) -> &Event {
+        // SAFETY: `events` points into the mapping owned by `self.site` (checked by `at`),
+        // initialised by the creator before it published the segment. `Event` holds only
+        // atomics and a process-shared semaphore, which may be shared with other processes.
+        unsafe { &self.events.as_ref()[which] }
+    }
+
+    fn control(&self) -> &R::Control {
+        // SAFETY: inside the mapping we own (checked by `at`), initialised by the creator
+        // before it published the segment; control blocks hold atomics only.
+        unsafe { self.ctrl.as_ref() }
+    }
+
+    /// Wakes one sleeper of `which` (not in `Wait::Spin`: nobody sleeps).
+    #[inline]
+    fn notify_one(&self, which: usize) {
+        if self.wait != Wait::Spin {
+            self.event(which).notify_one(self.wait);
+        }
+    }
+
+    fn notify_all(&self, which: usize) {
+        self.event(which).notify_all(self.wait);
+    }
+
+    fn peer_role(&self) -> Role {
+        match self.role {
+            Role::Sender => Role::Receiver,
+            Role::Receiver => Role::Sender,
+        }
+    }
+
+    /// Whether participant `index` of `role` is alive. An index outside that role's places
+    /// (a scribbled owner mark) counts as alive: nothing is freed on its word.
+    fn alive(&self, role: Role, index: usize) -> Result<bool> {
+        let places = if role == self.role {
+            &self.mine
+        } else {
+            &self.peers
+        };
+        if !places.contains(&index) {
+            return Ok(true);
+        }
+        self.site.side_alive(index)
+    }
+
+    /// Once per wait slice: frees what a dead participant blocking us holds, then
+    /// `Err(PeerDead)` if the other side counts someone attached but no live process holds any
+    /// of its places.
+    fn check<E: End>(&self, watcher: E::Watcher, own_event: usize) -> Result<()> {
+        if E::recover(watcher, &mut |role_is_producer, i| {
+            let role = if role_is_producer {
+                Role::Sender
+            } else {
+                Role::Receiver
+            };
+            self.alive(role, i)
+        })? {
+            // Others of our side may be asleep behind the same slot.
+            self.notify_all(own_event);
+        }
+        let peer = self.peer_role();
+        let ever = self.site.side_ever_attached(peer.side());
+        if R::counted(self.control(), peer, ever) == 0 {
+            return Ok(());
+        }
+        for i in self.peers.clone() {
+            if self.site.side_alive(i)? {
+                return Ok(());
+            }
+        }
+        Err(Error::PeerDead)
+    }
+
+    fn segment(&self) -> &Segment {
+        #[cfg(not(shmring_loom))]
+        return &self.site;
+        #[cfg(shmring_loom)]
+        return self.site.segment();
+    }
+}
+
+/// Creates a segment (named, or anonymous for `None`) and lays out an empty `R` ring in it,
+/// not yet published.
+fn create<R: Flavor>(name: Option<&str>, cfg: &Config) -> Result<Site> {
+    let (capacity, slot_size) = R::geometry(cfg)?;
+    let layout = Layout::new::<R>(R::body_len(capacity, slot_size)?)?;
+    let id = Identity {
+        ring_kind: R::KIND,
+        wait: cfg.wait.to_raw(),
+        capacity,
+        slot_size,
+        data_offset: layout.body,
+        total_len: layout.total,
+    };
+    let seg = match name {
+        Some(name) => Segment::create(name, &id, cfg.mode)?,
+        None => Segment::create_anonymous(R::KIND.as_str(), &id)?,
+    };
+    #[allow(clippy::useless_conversion)] // `Site` is `Segment` outside the loom build
+    let mut site = Site::from(seg);
+    site.set_unlink_on_drop(!cfg.persist);
+    init::<R>(&site, cfg, &layout, capacity, slot_size)?;
+    Ok(site)
+}
+
+/// Writes the control block, the events and the body of a fresh segment.
+fn init<R: Flavor>(
+    site: &Site,
+    cfg: &Config,
+    layout: &Layout,
+    capacity: u64,
+    slot_size: u64,
+) -> Result<()> {
+    let (max_s, max_r) = R::maxima(cfg);
+    let h = site.header();
+    h.max_senders
+        .store(max_s, std::sync::atomic::Ordering::Relaxed);
+    h.max_receivers
+        .store(max_r, std::sync::atomic::Ordering::Relaxed);
+    let ctrl = site.at(layout.ctrl, std::mem::size_of::<R::Control>() as u64)?;
+    let events = site.at(layout.events, std::mem::size_of::<Events>() as u64)?;
+    let body = site.at(layout.body, layout.total - layout.body)?;
+    // SAFETY: the regions are inside the fresh mapping (checked by `at`), aligned (128-byte and
+    // 4 KiB offsets of a page-aligned mapping), and no other process uses them before
+    // `publish`. Writing whole values initialises them without forming references first.
+    unsafe {
+        ctrl.cast::<R::Control>().as_ptr().write(R::new_control());
+        init_events(events, cfg.wait)?;
+        R::init_body(Parts {
+            ctrl: ctrl.cast(),
+            body,
+            capacity,
+            slot_size,
+        });
+    }
+    Ok(())
+}
+
+/// Comes to the segment (per `how`), checks that it holds an `R` ring, and takes a free place
+/// of `role` in it.
+fn attach<R: Flavor>(how: How<'_>, cfg: &Config, role: Role) -> Result<(Link<R>, Parts<R::Control>, usize)> {
+    let (site, created): (Site, bool) = match how {
+        How::Create(name) => (create::<R>(Some(name), cfg)?, true),
+        How::Open(name) => (Segment::open(name, cfg.open_timeout)?.into(), false),
+        How::CreateOrOpen(name) => create_or_open::<R>(name, cfg)?,
+        How::Anonymous => (create::<R>(None, cfg)?, true),
+        How::Fd(fd) => (Segment::from_fd(fd, cfg.open_timeout)?.into(), false),
+        #[cfg(shmring_loom)]
+        How::Heap(heap) => (Site::Heap(heap), false),
+    };
+    let snap = site.header().snapshot();
+    let found = crate::segment::RingKind::from_raw(snap.ring_kind)
+        .ok_or(Error::Corrupted("unknown ring kind in header"))?;
+    if found != R::KIND {
+        return Err(Error::Incompatible(format!(
+            "{} holds an {} ring; open it with shmring::{}",
+            site.name(),
+            found.as_str(),
+            found.as_str()
+        )));
+    }
+    let wait =
+        Wait::from_raw(snap.wait).ok_or(Error::Corrupted("unknown wait strategy in header"))?;
+    let body_len = R::body_len(snap.capacity, snap.slot_size)?;
+    let layout = Layout::new::<R>(body_len)?;
+    if snap.data_offset != layout.body || snap.total_len != layout.total {
+        return Err(Error::Corrupted("header offsets do not match the ring's layout"));
+    }
+    let mine = R::places(&snap, role)?;
+    let peer_role = match role {
+        Role::Sender => Role::Receiver,
+        Role::Receiver => Role::Sender,
+    };
+    let peers = R::places(&snap, peer_role)?;
+    let mut index = None;
+    for i in mine.clone() {
+        if site.lock_side(i)? {
+            index = Some(i);
+            break;
+        }
+    }
+    let Some(index) = index else {
+        let name = site.name().to_owned();
+        return Err(if R::ONE_PER_SIDE {
+            Error::InUse {
+                name,
+                side: role.as_str(),
+            }
+        } else {
+            Error::TooManyPeers {
+                name,
+                side: role.as_str(),
+                max: mine.len() as u32,
+            }
+        });
+    };
+    site.record_side(role.side());
+    let events = site
+        .at(layout.events, std::mem::size_of::<Events>() as u64)?
+        .cast();
+    let ctrl = site
+        .at(layout.ctrl, std::mem::size_of::<R::Control>() as u64)?
+        .cast();
+    let body = site.at(layout.body, body_len)?;
+    if created {
+        site.publish();
+    }
+    let link = Link {
+        site,
+        events,
+        ctrl,
+        wait,
+        policy: WaitPolicy {
+            slice: cfg.liveness_interval,
+        },
+        role,
+        mine,
+        peers,
+    };
+    let parts = Parts {
+        ctrl,
+        body,
+        capacity: snap.capacity,
+        slot_size: snap.slot_size,
+    };
+    Ok((link, parts, index))
+}
+
+/// Creates `name`, or opens it if it exists (retrying a few times if its creator removes it
+/// between our two calls).
+fn create_or_open<R: Flavor>(name: &str, cfg: &Config) -> Result<(Site, bool)> {
+    let mut tries = 0;
+    loop {
+        match create::<R>(Some(name), cfg) {
+            Ok(site) => return Ok((site, true)),
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+        match Segment::open(name, cfg.open_timeout) {
+            Ok(seg) => return Ok((seg.into(), false)),
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) && tries < 8 => {
+                tries += 1
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The constructors and the introspection, the same for both halves of every ring.
+macro_rules! constructors {
+    ($half:ident, $role:expr, $peer_side:expr) => {
+        impl<R: Flavor> $half<R> {
+            /// Creates the segment `name` and attaches to it. Fails if the name exists.
+            ///
+            /// ```
+            /// # let name = format!("doc-create-{}", std::process::id());
+            /// use shmring::{spsc, Config};
+            /// let tx = spsc::Sender::create(&name, Config::default())?;
+            /// assert!(spsc::Sender::create(&name, Config::default()).is_err());
+            /// # Ok::<(), shmring::Error>(())
+            /// ```
+            pub fn create(name: &str, cfg: Config) -> Result<Self> {
+                Self::attach(How::Create(name), &cfg)
+            }
+
+            /// Opens the existing segment `name`.
+            pub fn open(name: &str) -> Result<Self> {
+                Self::attach(How::Open(name), &Config::default())
+            }
+
+            /// Opens the existing segment `name`, with `cfg`'s timeouts (the ring's own
+            /// settings are the creator's, read from the segment).
+            pub fn open_with(name: &str, cfg: Config) -> Result<Self> {
+                Self::attach(How::Open(name), &cfg)
+            }
+
+            /// Opens `name` if it exists, or creates it with `cfg`.
+            pub fn create_or_open(name: &str, cfg: Config) -> Result<Self> {
+                Self::attach(How::CreateOrOpen(name), &cfg)
+            }
+
+            /// Creates an anonymous segment (a sealed memfd, no name in /dev/shm) and attaches
+            /// to it. Hand [`segment_fd`](Self::segment_fd) to the other process over a Unix
+            /// socket ([`send_fd`](crate::segment::fd_passing::send_fd)); it opens it with
+            /// `from_fd`. Nothing is left behind when both processes are gone.
+            ///
+            /// ```
+            /// use shmring::{spsc, Config};
+            /// let mut tx = spsc::Sender::create_anonymous(Config::default().capacity(4096))?;
+            /// // Normally received over a socket by another process:
+            /// let fd = tx.segment_fd().try_clone_to_owned().unwrap();
+            /// let mut rx = spsc::Receiver::from_fd(fd, Config::default())?;
+            /// tx.send(b"no name in /dev/shm")?;
+            /// assert_eq!(&*rx.recv()?, b"no name in /dev/shm");
+            /// # Ok::<(), shmring::Error>(())
+            /// ```
+            pub fn create_anonymous(cfg: Config) -> Result<Self> {
+                Self::attach(How::Anonymous, &cfg)
+            }
+
+            /// Opens an anonymous segment received as a descriptor. Refuses a descriptor
+            /// that is not a sealed shmring memfd.
+            pub fn from_fd(fd: OwnedFd, cfg: Config) -> Result<Self> {
+                Self::attach(How::Fd(fd), &cfg)
+            }
+
+            /// The segment's descriptor, to pass to another process (see
+            /// [`create_anonymous`](Self::create_anonymous)).
+            pub fn segment_fd(&self) -> BorrowedFd<'_> {
+                self.link.segment().fd()
+            }
+
+            /// The segment's name, with its leading `/`.
+            pub fn name(&self) -> &str {
+                self.link.site.name()
+            }
+
+            /// The largest message this channel carries: the capacity minus 16 bytes for
+            /// SPSC (a frame header, and the word after the frame that the ring keeps clean),
+            /// the slot size for MPMC.
+            pub fn max_message_size(&self) -> usize {
+                self.end.max_message()
+            }
+
+            /// The wait strategy in force (the creator's, recorded in the segment).
+            pub fn wait_strategy(&self) -> Wait {
+                self.link.wait
+            }
+
+            /// True once a handle of the other side has attached (it may have left since).
+            /// Until then a blocked call waits for one to arrive; use the `_timeout` forms to
+            /// bound that.
+            pub fn peer_attached(&self) -> bool {
+                self.link.site.side_ever_attached($peer_side)
+            }
+
+            /// Senders and receivers attached now, as counted in the segment (a process that
+            /// died without closing stays counted until a blocked call notices it).
+            pub fn peers(&self) -> (u32, u32) {
+                let site = &self.link.site;
+                let ctrl = self.link.control();
+                let count = |role: Role| R::counted(ctrl, role, site.side_ever_attached(role.side()));
+                (count(Role::Sender), count(Role::Receiver))
+            }
+
+            /// A half over heap memory, for the loom models.
+            #[cfg(shmring_loom)]
+            pub(crate) fn on_heap(site: super::site::HeapSite, cfg: &Config) -> Result<Self> {
+                Self::attach(How::Heap(site), cfg)
+            }
+
+            /// Releases the liveness place of a heap half as a dying process would.
+            #[cfg(shmring_loom)]
+            pub(crate) fn heap_kill(&self) {
+                if let Site::Heap(h) = &self.link.site {
+                    h.kill()
+                }
+            }
+        }
+    };
+}
+
+constructors!(Sender, Role::Sender, crate::segment::RECEIVER);
+constructors!(Receiver, Role::Receiver, crate::segment::SENDER);
+
+/// Lays out a heap segment for `R` (loom models): the same layout and init as a real one.
+#[cfg(shmring_loom)]
+pub(crate) fn heap_site<R: Flavor>(cfg: &Config) -> Result<super::site::HeapSite> {
+    let (capacity, slot_size) = R::geometry(cfg)?;
+    let layout = Layout::new::<R>(R::body_len(capacity, slot_size)?)?;
+    let id = Identity {
+        ring_kind: R::KIND,
+        wait: cfg.wait.to_raw(),
+        capacity,
+        slot_size,
+        data_offset: layout.body,
+        total_len: layout.total,
+    };
+    let (s, r) = R::maxima(cfg);
+    let places = (s.max(1) + r.max(1)) as usize;
+    let heap = super::site::HeapSite::create(&id, places)?;
+    let site = Site::Heap(heap.share());
+    init::<R>(&site, cfg, &layout, capacity, slot_size)?;
+    site.publish();
+    Ok(heap)
+}
+
+/// The sending half of a shared-memory channel: [`spsc::Sender`](crate::spsc::Sender) or
+/// [`mpmc::Sender`](crate::mpmc::Sender).
+///
+/// Dropping it closes this sender: when no sender is left, receivers drain what was sent,
+/// then get [`Error::Disconnected`].
+#[derive(Debug)]
+pub struct Sender<R: Flavor> {
+    end: R::Producer,
+    link: Link<R>,
+}
+
+impl<R: Flavor> Sender<R> {
+    fn attach(how: How<'_>, cfg: &Config) -> Result<Self> {
+        let (link, parts, index) = attach::<R>(how, cfg, Role::Sender)?;
+        // SAFETY: the parts lie in the mapping that `link` owns and keeps alive as long as the
+        // end (both move together in `Self`); `index` is the place whose lock we hold.
+        let mut end = unsafe { R::producer(parts, index)? };
+        R::join(link.control(), Role::Sender);
+        // We hold this place's lock: whatever its previous holder left claimed is abandoned.
+        if end.clear_predecessor() > 0 {
+            link.notify_all(READABLE);
+        }
+        Ok(Sender { end, link })
+    }
+
+    /// Reserves room for a message of up to `len` bytes inside the segment, waiting while the
+    /// ring is full. Write into the slot, then [`commit`](SendSlot::commit) what you wrote;
+    /// dropping the slot uncommitted sends nothing.
+    ///
+    /// ```
+    /// # let name = format!("doc-reserve-{}", std::process::id());
+    /// # let mut tx = shmring::spsc::Sender::create(&name, shmring::Config::default())?;
+    /// # let mut rx = shmring::spsc::Receiver::open(&name)?;
+    /// let mut slot = tx.reserve(64)?;
+    /// let n = {
+    ///     use std::io::Write;
+    ///     let mut w = &mut slot[..];
+    ///     write!(w, "tick {}", 42).unwrap();
+    ///     64 - w.len()
+    /// };
+    /// slot.commit(n);
+    /// assert_eq!(&*rx.recv()?, b"tick 42");
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    #[inline]
+    pub fn reserve(&mut self, len: usize) -> Result<SendSlot<'_, R>> {
+        let grant = self.reserve_until(len, Until::Forever)?;
+        Ok(SendSlot::new(self, grant))
+    }
+
+    /// Reserves room for up to `len` bytes, or fails at once with [`Error::Full`].
+    pub fn try_reserve(&mut self, len: usize) -> Result<SendSlot<'_, R>> {
+        let grant = self.reserve_until(len, Until::Now)?;
+        Ok(SendSlot::new(self, grant))
+    }
+
+    /// Like [`reserve`](Self::reserve), waiting at most `timeout` ([`Error::Timeout`]).
+    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<SendSlot<'_, R>> {
+        let grant = self.reserve_until(len, Until::after(timeout))?;
+        Ok(SendSlot::new(self, grant))
+    }
+
+    /// Sends a copy of `msg`, waiting while the ring is full.
+    ///
+    /// ```
+    /// # let name = format!("doc-send-{}", std::process::id());
+    /// # let mut tx = shmring::spsc::Sender::create(&name, shmring::Config::default())?;
+    /// # let mut rx = shmring::spsc::Receiver::open(&name)?;
+    /// tx.send(b"hello")?;
+    /// assert_eq!(&*rx.recv()?, b"hello");
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    #[inline]
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        let grant = self.reserve_until(msg.len(), Until::Forever)?;
+        self.write_commit(grant, msg);
+        Ok(())
+    }
+
+    /// Sends a copy of `msg`, or fails at once with [`Error::Full`].
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        let grant = self.reserve_until(msg.len(), Until::Now)?;
+        self.write_commit(grant, msg);
+        Ok(())
+    }
+
+    /// Sends a copy of `msg`, waiting at most `timeout` ([`Error::Timeout`]).
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        let grant = self.reserve_until(msg.len(), Until::after(timeout))?;
+        self.write_commit(grant, msg);
+        Ok(())
+    }
+
+    /// Sends a plain-old-data value as its bytes.
+    ///
+    /// ```
+    /// #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+    /// #[repr(C)]
+    /// struct Tick { price: u64, qty: u32, side: u32 }
+    /// # let name = format!("doc-pod-{}", std::process::id());
+    /// # let mut tx = shmring::spsc::Sender::create(&name, shmring::Config::default())?;
+    /// # let mut rx = shmring::spsc::Receiver::open(&name)?;
+    /// tx.send_pod(&Tick { price: 101, qty: 5, side: 1 })?;
+    /// assert_eq!(rx.recv_pod::<Tick>()?, Tick { price: 101, qty: 5, side: 1 });
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    pub fn send_pod<T: bytemuck::Pod>(&mut self, value: &T) -> Result<()> {
+        self.send(bytemuck::bytes_of(value))
+    }
+
+    /// Sends a plain-old-data value, or fails at once with [`Error::Full`].
+    pub fn try_send_pod<T: bytemuck::Pod>(&mut self, value: &T) -> Result<()> {
+        self.try_send(bytemuck::bytes_of(value))
+    }
+
+    /// Sends a plain-old-data value, waiting at most `timeout`.
+    pub fn send_pod_timeout<T: bytemuck::Pod>(&mut self, value: &T, timeout: Duration) -> Result<()> {
+        self.send_timeout(bytemuck::bytes_of(value), timeout)
+    }
+
+    #[inline]
+    fn write_commit(&mut self, grant: ProducerGrant<R>, msg: &[u8]) {
+        debug_assert!(msg.len() <= grant.capacity());
+        // SAFETY: the grant covers `msg.len()` bytes of the body that the ring's protocol gives
+        // to this producer alone until it commits; `msg` is our own memory, so no overlap.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), self.end.payload(&grant), msg.len()) };
+        self.commit(grant, msg.len());
+    }
+
+    #[inline]
+    fn commit(&mut self, grant: ProducerGrant<R>, len: usize) {
+        self.end.commit(grant, len);
+        self.link.notify_one(READABLE);
+    }
+
+    fn abandon(&mut self, grant: ProducerGrant<R>) {
+        self.end.abandon(grant);
+        // A receiver may be stalled at this slot: it must see the skip.
+        self.link.notify_one(READABLE);
+    }
+
+    /// The fast path inline: most reservations succeed at once, and the wait loop (with its
+    /// large `Result`s moving through closures) would double the cost of a message. Only the
+    /// grant flows out of it; any error is found again (and handled) by the slow path.
+    #[inline]
+    fn reserve_until(&mut self, len: usize, until: Until) -> Result<ProducerGrant<R>> {
+        if !<R::Producer as ProducerEnd>::PASS_ON || self.link.wait == Wait::Spin {
+            if let Ok(grant) = self.end.try_reserve(len) {
+                return Ok(grant);
+            }
+        }
+        self.reserve_blocking(len, until)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_blocking(&mut self, len: usize, until: Until) -> Result<ProducerGrant<R>> {
+        let Sender { end, link } = self;
+        let watcher = end.watcher();
+        let wait = link.wait;
+        let link = &*link;
+        block_on(
+            wait,
+            link.event(WRITABLE),
+            &link.policy,
+            until,
+            || {
+                let r = end.try_reserve(len);
+                if wait != Wait::Spin {
+                    match &r {
+                        Err(Error::Full) if <R::Producer as ProducerEnd>::WAKE_ON_FULL => {
+                            link.event(READABLE).notify_one(wait)
+                        }
+                        // Pass a wake on if more room is free too (`mpmc` docs, "Waking").
+                        Ok(_) if <R::Producer as ProducerEnd>::PASS_ON => {
+                            link.event(WRITABLE).notify_one_if(wait, || end.room())
+                        }
+                        _ => {}
+                    }
+                }
+                r
+            },
+            || link.check::<R::Producer>(watcher, WRITABLE),
+        )
+    }
+}
+
+#[cfg(shmring_loom)]
+impl<R: Flavor> Sender<R> {
+    /// One round of the wait loop's liveness check (loom models).
+    pub(crate) fn liveness_check(&self) -> Result<()> {
+        self.link.check::<R::Producer>(self.end.watcher(), WRITABLE)
+    }
+}
+
+#[cfg(shmring_loom)]
+impl<R: Flavor> Receiver<R> {
+    /// One round of the wait loop's liveness check (loom models).
+    pub(crate) fn liveness_check(&self) -> Result<()> {
+        self.link.check::<R::Consumer>(self.end.watcher(), READABLE)
+    }
+}
+
+impl<R: Flavor> Drop for Sender<R> {
+    fn drop(&mut self) {
+        self.end.close();
+        // Count out before the liveness lock goes (when the site drops after this).
+        R::leave(self.link.control(), Role::Sender);
+        // Wake every receiver: if we were the last sender, they must see the close.
+        self.link.notify_all(READABLE);
+    }
+}
+
+type ProducerGrant<R> = <<R as Flavor>::Producer as ProducerEnd>::Grant;
+type ConsumerFrame<R> = <<R as Flavor>::Consumer as ConsumerEnd>::Frame;
+
+/// Room for one message inside the segment, from [`Sender::reserve`]. Dereferences to the
+/// reserved bytes; [`commit`](Self::commit) publishes a prefix of them. Dropped without a
+/// commit, nothing is sent.
+#[derive(Debug)]
+pub struct SendSlot<'a, R: Flavor> {
+    tx: &'a mut Sender<R>,
+    /// Taken by `commit` or by drop, exactly once.
+    grant: ManuallyDrop<ProducerGrant<R>>,
+}
+
+impl<'a, R: Flavor> SendSlot<'a, R> {
+    fn new(tx: &'a mut Sender<R>, grant: ProducerGrant<R>) -> Self {
+        SendSlot {
+            tx,
+            grant: ManuallyDrop::new(grant),
+        }
+    }
+
+    /// Publishes the first `len` bytes as one message.
+    ///
+    /// # Panics
+    /// If `len` exceeds the reserved size (the reservation is given up first, so the panic
+    /// does not stall the receivers).
+    pub fn commit(self, len: usize) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the grant is taken here exactly once.
+        let grant = unsafe { ManuallyDrop::take(&mut this.grant) };
+        let cap = grant.capacity();
+        if len > cap {
+            this.tx.abandon(grant);
+            panic!("commit of {len} bytes into a reservation of {cap}");
+        }
+        this.tx.commit(grant, len);
+    }
+}
+
+impl<R: Flavor> Drop for SendSlot<'_, R> {
+    fn drop(&mut self) {
+        // SAFETY: drop runs once, and `commit` (the only other taker) forgets the slot.
+        let grant = unsafe { ManuallyDrop::take(&mut self.grant) };
+        self.tx.abandon(grant);
+    }
+}
+
+impl<R: Flavor> Deref for SendSlot<'_, R> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the grant's bytes lie in the body and belong to this producer alone until it
+        // commits (honest receivers do not touch them; see the crate's trust model).
+        unsafe { std::slice::from_raw_parts(self.tx.end.payload(&self.grant), self.grant.capacity()) }
+    }
+}
+
+impl<R: Flavor> DerefMut for SendSlot<'_, R> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference to the bytes.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.tx.end.payload(&self.grant), self.grant.capacity())
+        }
+    }
+}
+
+/// The receiving half of a shared-memory channel: [`spsc::Receiver`](crate::spsc::Receiver)
+/// or [`mpmc::Receiver`](crate::mpmc::Receiver).
+///
+/// After the last sender closed: the remaining messages, then [`Error::Disconnected`]. After
+/// the senders died: what they committed, then [`Error::PeerDead`].
+#[derive(Debug)]
+pub struct Receiver<R: Flavor> {
+    end: R::Consumer,
+    link: Link<R>,
+}
+
+impl<R: Flavor> Receiver<R> {
+    fn attach(how: How<'_>, cfg: &Config) -> Result<Self> {
+        let (link, parts, index) = attach::<R>(how, cfg, Role::Receiver)?;
+        // SAFETY: as in `Sender::attach`, for the consuming end.
+        let mut end = unsafe { R::consumer(parts, index)? };
+        R::join(link.control(), Role::Receiver);
+        // As in `Sender::attach`: what the previous holder of our place left is abandoned.
+        if end.clear_predecessor() > 0 {
+            link.notify_all(WRITABLE);
+        }
+        Ok(Receiver { end, link })
+    }
+
+    /// The next message, borrowed from the segment (zero copy), waiting while there is none.
+    /// Its room is given back to the senders when the guard drops.
+    ///
+    /// ```
+    /// # let name = format!("doc-recv-{}", std::process::id());
+    /// # let mut tx = shmring::spsc::Sender::create(&name, shmring::Config::default())?;
+    /// # let mut rx = shmring::spsc::Receiver::open(&name)?;
+    /// tx.send(b"hello")?;
+    /// let msg = rx.recv()?;
+    /// assert_eq!(&*msg, b"hello");
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    #[inline]
+    pub fn recv(&mut self) -> Result<RecvGuard<'_, R>> {
+        let frame = self.peek_until(Until::Forever)?;
+        Ok(RecvGuard::new(self, frame))
+    }
+
+    /// The next message, borrowed from the segment, or [`Error::Empty`] at once.
+    pub fn try_recv(&mut self) -> Result<RecvGuard<'_, R>> {
+        let frame = self.peek_until(Until::Now)?;
+        Ok(RecvGuard::new(self, frame))
+    }
+
+    /// Like [`recv`](Self::recv), waiting at most `timeout` ([`Error::Timeout`]).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<RecvGuard<'_, R>> {
+        let frame = self.peek_until(Until::after(timeout))?;
+        Ok(RecvGuard::new(self, frame))
+    }
+
+    /// Copies the next message into `buf` (cleared first), waiting while there is none; returns
+    /// its length. The copy is taken once, so the result cannot change under a misbehaving peer.
+    ///
+    /// ```
+    /// # let name = format!("doc-recv-into-{}", std::process::id());
+    /// # let mut tx = shmring::spsc::Sender::create(&name, shmring::Config::default())?;
+    /// # let mut rx = shmring::spsc::Receiver::open(&name)?;
+    /// tx.send(b"copied")?;
+    /// let mut buf = Vec::new();
+    /// assert_eq!(rx.recv_into(&mut buf)?, 6);
+    /// assert_eq!(buf, b"copied");
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    #[inline]
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        let frame = self.peek_until(Until::Forever)?;
+        Ok(self.copy_out(frame, buf))
+    }
+
+    /// Copies the next message into `buf`, or fails at once with [`Error::Empty`].
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        let frame = self.peek_until(Until::Now)?;
+        Ok(self.copy_out(frame, buf))
+    }
+
+    /// Copies the next message into `buf`, waiting at most `timeout`.
+    pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        let frame = self.peek_until(Until::after(timeout))?;
+        Ok(self.copy_out(frame, buf))
+    }
+
+    /// Receives a plain-old-data value. A message whose length is not `size_of::<T>()` is
+    /// consumed and reported as [`Error::Incompatible`].
+    pub fn recv_pod<T: bytemuck::Pod>(&mut self) -> Result<T> {
+        let frame = self.peek_until(Until::Forever)?;
+        self.take_pod(frame)
+    }
+
+    /// Receives a plain-old-data value, or fails at once with [`Error::Empty`].
+    pub fn try_recv_pod<T: bytemuck::Pod>(&mut self) -> Result<T> {
+        let frame = self.peek_until(Until::Now)?;
+        self.take_pod(frame)
+    }
+
+    /// Receives a plain-old-data value, waiting at most `timeout`.
+    pub fn recv_pod_timeout<T: bytemuck::Pod>(&mut self, timeout: Duration) -> Result<T> {
+        let frame = self.peek_until(Until::after(timeout))?;
+        self.take_pod(frame)
+    }
+
+    fn take_pod<T: bytemuck::Pod>(&mut self, frame: ConsumerFrame<R>) -> Result<T> {
+        let guard = RecvGuard::new(self, frame);
+        if guard.len() != std::mem::size_of::<T>() {
+            return Err(Error::Incompatible(format!(
+                "message of {} bytes is not a {} ({} bytes)",
+                guard.len(),
+                std::any::type_name::<T>(),
+                std::mem::size_of::<T>()
+            )));
+        }
+        Ok(bytemuck::pod_read_unaligned(&guard))
+    }
+
+    #[inline]
+    fn copy_out(&mut self, frame: ConsumerFrame<R>, buf: &mut Vec<u8>) -> usize {
+        let len = frame.len();
+        buf.clear();
+        buf.reserve(len);
+        // SAFETY: the ring validated that the frame's `len` bytes lie inside the body, and the
+        // protocol keeps them unchanged by honest producers until we release the frame; `buf`
+        // has room for `len` bytes (reserved above) and is our own memory, so no overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.end.payload(&frame), buf.as_mut_ptr(), len);
+            buf.set_len(len);
+        }
+        self.release(frame);
+        len
+    }
+
+    #[inline]
+    fn release(&mut self, frame: ConsumerFrame<R>) {
+        self.end.release(frame);
+        self.link.notify_one(WRITABLE);
+    }
+
+    /// The fast path inline, as in `Sender::reserve_until`.
+    #[inline]
+    fn peek_until(&mut self, until: Until) -> Result<ConsumerFrame<R>> {
+        if !<R::Consumer as ConsumerEnd>::PASS_ON || self.link.wait == Wait::Spin {
+            if let Ok(frame) = self.end.try_peek() {
+                return Ok(frame);
+            }
+        }
+        self.peek_blocking(until)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn peek_blocking(&mut self, until: Until) -> Result<ConsumerFrame<R>> {
+        let Receiver { end, link } = self;
+        let watcher = end.watcher();
+        let wait = link.wait;
+        let link = &*link;
+        block_on(
+            wait,
+            link.event(READABLE),
+            &link.policy,
+            until,
+            || {
+                let r = end.try_peek();
+                if wait != Wait::Spin {
+                    match &r {
+                        Err(Error::Empty) if <R::Consumer as ConsumerEnd>::WAKE_ON_EMPTY => {
+                            link.event(WRITABLE).notify_one(wait)
+                        }
+                        // Pass a wake on if the next message is ready too.
+                        Ok(_) if <R::Consumer as ConsumerEnd>::PASS_ON => {
+                            link.event(READABLE).notify_one_if(wait, || end.more())
+                        }
+                        _ => {}
+                    }
+                }
+                r
+            },
+            || link.check::<R::Consumer>(watcher, READABLE),
+        )
+    }
+}
+
+impl<R: Flavor> Drop for Receiver<R> {
+    fn drop(&mut self) {
+        self.end.close();
+        R::leave(self.link.control(), Role::Receiver);
+        self.link.notify_all(WRITABLE);
+    }
+}
+
+/// A received message, borrowed from the segment (zero copy). Dereferences to its bytes; its
+/// room in the ring is given back to the senders when the guard drops.
+///
+/// The bytes are only as stable as the senders are honest: a misbehaving sender could write
+/// them while you read. Use [`Receiver::recv_into`] to take one copy from peers you do not
+/// trust.
+#[derive(Debug)]
+pub struct RecvGuard<'a, R: Flavor> {
+    rx: &'a mut Receiver<R>,
+    /// Taken by drop, exactly once.
+    frame: ManuallyDrop<ConsumerFrame<R>>,
+}
+
+impl<'a, R: Flavor> RecvGuard<'a, R> {
+    fn new(rx: &'a mut Receiver<R>, frame: ConsumerFrame<R>) -> Self {
+        RecvGuard {
+            rx,
+            frame: ManuallyDrop::new(frame),
+        }
+    }
+}
+
+impl<R: Flavor> Deref for RecvGuard<'_, R> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the ring validated that the frame lies inside the body; honest producers do
+        // not touch it until we release it on drop (see the crate's trust model).
+        unsafe { std::slice::from_raw_parts(self.rx.end.payload(&self.frame), self.frame.len()) }
+    }
+}
+
+impl<R: Flavor> Drop for RecvGuard<'_, R> {
+    fn drop(&mut self) {
+        // SAFETY: drop runs once, and nothing else takes the frame.
+        let frame = unsafe { ManuallyDrop::take(&mut self.frame) };
+        self.rx.release(frame);
+    }
+}
+
+impl<R: Flavor> crate::channel::Sender for Sender<R> {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        Sender::send(self, msg)
+    }
+    fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        Sender::try_send(self, msg)
+    }
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        Sender::send_timeout(self, msg, timeout)
+    }
+    fn max_message_size(&self) -> usize {
+        Sender::max_message_size(self)
+    }
+}
+
+impl<R: Flavor> crate::channel::Receiver for Receiver<R> {
+    fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        Receiver::recv_into(self, buf)
+    }
+    fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        Receiver::try_recv_into(self, buf)
+    }
+    fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        Receiver::recv_into_timeout(self, buf, timeout)
+    }
+    fn max_message_size(&self) -> usize {
+        Receiver::max_message_size(self)
+    }
+}
