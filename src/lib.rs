@@ -18,11 +18,12 @@
 //! * [`spsc`]: the shared-memory SPSC channel.
 //! * [`mpmc`]: the shared-memory MPMC channel (any number of sender and receiver processes).
 //! * [`channel`]: the traits every transport implements.
+//! * [`endpoint`]: URLs naming a channel or transport, and [`listen`] / [`connect`] by URL.
 //! * [`segment`]: the OS memory (shm_open, header, liveness locks).
 //! * [`ring`]: the lock-free algorithms, free of system calls.
 //! * [`sync`]: the atomics shim, the futex and the wait strategies.
 //! * [`transport`]: the fallback transports (pipe, FIFO, Unix sockets, POSIX and System V
-//!   message queues, TCP), reached by URL through [`listen`] and [`connect`].
+//!   message queues, TCP), reached by URL through [`endpoint`].
 //!
 //! # Trust model
 //! A segment is shared with a process that may be buggy, dead or hostile. Control words (the
@@ -35,6 +36,7 @@
 
 pub mod channel;
 mod config;
+pub mod endpoint;
 mod error;
 #[cfg(not(shmring_loom))]
 #[doc(hidden)]
@@ -45,8 +47,8 @@ mod shm;
 pub mod sync;
 pub mod transport;
 
-pub use channel::{connect, listen};
 pub use config::Config;
+pub use endpoint::{connect, listen};
 pub use error::{Error, Result};
 pub use shm::mpmc;
 pub use shm::spsc;

@@ -91,6 +91,9 @@ pub const MAX_SLOT_SIZE: u64 = 1 << 24;
 /// The most retries of one claim before a call gives up with `Full` / `Empty`. Honest
 /// contention ends far sooner: a retry happens only when another participant made progress.
 pub const MAX_STEPS: u32 = 1 << 16;
+/// The most senders (and, separately, receivers) a segment may allow: the bound of the
+/// per-peer liveness tables that follow the control block.
+pub const MAX_PEERS: u32 = 1024;
 
 const SENDERS_JOINED: u32 = 1;
 const RECEIVERS_JOINED: u32 = 2;

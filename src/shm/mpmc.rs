@@ -59,8 +59,7 @@ use crate::sync::atomic::AtomicU64;
 use crate::sync::wait::{block_on, Event, WaitPolicy};
 use crate::sync::Wait;
 
-/// The most senders (and, separately, receivers) a segment may allow.
-pub const MAX_PEERS: u32 = 1024;
+pub use crate::ring::mpmc::MAX_PEERS;
 
 /// Offsets of the parts of an MPMC segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
