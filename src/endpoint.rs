@@ -537,8 +537,9 @@ impl FromStr for Endpoint {
 /// Makes the receiving side of the endpoint `url`: it creates the endpoint (segment, FIFO,
 /// socket, queue) and removes it when dropped. Start it before the sender [`connect`]s.
 ///
-/// For `shm://`, this is [`spsc::Receiver::create`](crate::spsc::Receiver::create) with the
-/// URL's options. For `pipe:`, it takes ownership of the inherited read end (standard input if
+/// For `shm://`, this is [`spsc::Receiver::create`](crate::spsc::Receiver::create) or
+/// [`mpmc::Receiver::create`](crate::mpmc::Receiver::create) (by `ring=`) with the URL's
+/// options. For `pipe:`, it takes ownership of the inherited read end (standard input if
 /// the URL names no descriptor).
 ///
 /// ```
@@ -556,7 +557,8 @@ pub fn listen(url: &str) -> Result<Box<dyn Receiver>> {
 }
 
 /// Makes the sending side of the endpoint `url`, opening what [`listen`] made. For `shm://`,
-/// this is [`spsc::Sender::open_with`](crate::spsc::Sender::open_with).
+/// this is [`spsc::Sender::open_with`](crate::spsc::Sender::open_with) or
+/// [`mpmc::Sender::open_with`](crate::mpmc::Sender::open_with).
 ///
 /// ```
 /// let err = shmring::connect("sysv://0").err().unwrap();
