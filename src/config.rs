@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::ring::mpmc::MAX_PEERS;
 use crate::sync::Wait;
 
 /// How a segment is created and how its handles behave.
@@ -61,13 +62,13 @@ impl Config {
     /// of its own); the next one fails with [`Error::TooManyPeers`](crate::Error::TooManyPeers).
     /// Default 16, at most 1024. Unused by SPSC (always one).
     pub fn max_senders(mut self, n: u32) -> Self {
-        self.max_senders = n.clamp(1, crate::ring::mpmc::MAX_PEERS);
+        self.max_senders = n.clamp(1, MAX_PEERS);
         self
     }
 
     /// MPMC: the most receiver handles that may be attached at once. Default 16, at most 1024.
     pub fn max_receivers(mut self, n: u32) -> Self {
-        self.max_receivers = n.clamp(1, crate::ring::mpmc::MAX_PEERS);
+        self.max_receivers = n.clamp(1, MAX_PEERS);
         self
     }
 

@@ -18,10 +18,11 @@
 //! * [`spsc`]: the shared-memory SPSC channel.
 //! * [`mpmc`]: the shared-memory MPMC channel (any number of sender and receiver processes).
 //! * [`channel`]: the traits every transport implements.
+//! * [`endpoint`]: URLs naming a channel or transport, and [`listen`] / [`connect`] by URL.
 //! * [`segment`]: what users need of the OS memory: removing a name, passing an anonymous
 //!   segment's descriptor, and read-only inspection (`shmring ls`).
 //! * [`transport`]: the fallback transports (pipe, FIFO, Unix sockets, POSIX and System V
-//!   message queues, TCP), reached by URL through [`listen`] and [`connect`].
+//!   message queues, TCP), reached by URL through [`endpoint`].
 //!
 //! The layers below are private: the ring algorithms (`ring`, free of system calls), the
 //! atomics shim with the futex and the wait protocol (`sync`), the mapping and header code
@@ -39,6 +40,7 @@
 
 pub mod channel;
 mod config;
+pub mod endpoint;
 mod error;
 #[cfg(not(shmring_loom))]
 #[doc(hidden)]
@@ -52,8 +54,8 @@ mod shm;
 mod sync;
 pub mod transport;
 
-pub use channel::{connect, listen};
 pub use config::Config;
+pub use endpoint::{connect, listen};
 pub use error::{Error, Result};
 pub use shm::mpmc;
 pub use shm::spsc;

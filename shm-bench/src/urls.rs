@@ -140,8 +140,8 @@ mod tests {
         ] {
             let ping = unique(base, "9-3", "ping").unwrap();
             let pong = unique(base, "9-3", "pong").unwrap();
-            shmring::channel::Endpoint::parse(&ping).unwrap_or_else(|e| panic!("{ping}: {e}"));
-            shmring::channel::Endpoint::parse(&pong).unwrap_or_else(|e| panic!("{pong}: {e}"));
+            shmring::endpoint::Endpoint::parse(&ping).unwrap_or_else(|e| panic!("{ping}: {e}"));
+            shmring::endpoint::Endpoint::parse(&pong).unwrap_or_else(|e| panic!("{pong}: {e}"));
             if !base.starts_with("tcp") {
                 assert_ne!(ping, pong, "{base}");
                 assert_ne!(ping, unique(base, "9-4", "ping").unwrap(), "{base}");

@@ -78,9 +78,6 @@ use crate::error::{Error, Result};
 use crate::ring::layout::align8;
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// The most senders (and, separately, receivers) a segment may allow: owner marks hold a
-/// participant index, and liveness checks scan each side's places.
-pub const MAX_PEERS: u32 = 1024;
 /// Bytes before each slot's payload: the message length word.
 pub const SLOT_HEADER: u64 = 8;
 /// The length of a slot that was claimed and given up: consumers skip it.
@@ -94,6 +91,9 @@ pub const MAX_SLOT_SIZE: u64 = 1 << 24;
 /// The most retries of one claim before a call gives up with `Full` / `Empty`. Honest
 /// contention ends far sooner: a retry happens only when another participant made progress.
 pub const MAX_STEPS: u32 = 1 << 16;
+/// The most senders (and, separately, receivers) a segment may allow: the bound of the
+/// per-peer liveness tables that follow the control block.
+pub const MAX_PEERS: u32 = 1024;
 
 const SENDERS_JOINED: u32 = 1;
 const RECEIVERS_JOINED: u32 = 2;

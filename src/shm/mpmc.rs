@@ -52,13 +52,16 @@ use super::flavor::{self, Parts, Role};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ring::layout::align_up;
-use crate::ring::mpmc::{self as ring, Consumer, MpmcControl, Producer, Watcher, MAX_PEERS};
+use crate::ring::mpmc::{self as ring, Consumer, MpmcControl, Producer, Watcher};
 use crate::segment::{HeaderSnapshot, RingKind};
 use crate::sync::atomic::AtomicU64;
 
 /// The MPMC ring kind (a marker type: `mpmc::Sender` is `Sender<Mpmc>`).
 #[derive(Debug, Clone, Copy)]
 pub struct Mpmc;
+
+/// The most senders (and, separately, receivers) a segment may allow.
+pub use crate::ring::mpmc::MAX_PEERS;
 
 /// A sending handle of a shared-memory MPMC channel.
 pub type Sender = super::Sender<Mpmc>;

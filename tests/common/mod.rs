@@ -283,7 +283,7 @@ pub fn unix_socket_listed(name: &str) -> bool {
 /// Panics if what `url` named still exists: the segment, FIFO, socket file or abstract name,
 /// POSIX queue or System V queue. Call it once both halves have dropped.
 pub fn assert_gone(url: &str) {
-    use shmring::channel::Endpoint;
+    use shmring::endpoint::Endpoint;
     use shmring::transport::unix::UnixAddress;
     match Endpoint::parse(url).unwrap() {
         Endpoint::Shm { name, .. } => {
