@@ -75,6 +75,7 @@ fn lock_byte(side: usize) -> i64 {
 
 /// Offset of the ring's control block in a segment (SPSC and MPMC alike): right after the
 /// header. The channel halves place the control block here and `inspect` reads it here.
+#[cfg_attr(shmring_loom, allow(dead_code))] // read by `inspect`, which loom builds leave out
 pub(crate) const CONTROL_OFFSET: usize = HEADER_LEN;
 
 /// True if an open file description other than the one behind `fd` holds participant `side`'s
