@@ -177,7 +177,10 @@ pub fn mpmc_read(data: &[u8]) {
         for _ in 0..(2 * slots) {
             match consumer.try_peek() {
                 Ok(frame) => {
-                    assert!(frame.len() as u64 <= slot_size, "frame larger than its slot");
+                    assert!(
+                        frame.len() as u64 <= slot_size,
+                        "frame larger than its slot"
+                    );
                     consumer.release(frame);
                 }
                 Err(Error::Corrupted(_) | Error::Empty | Error::Disconnected) => break,

@@ -20,7 +20,8 @@
 //! * [`channel`]: the traits every transport implements.
 //! * [`endpoint`]: URLs naming a channel or transport, and [`listen`] / [`connect`] by URL.
 //! * [`segment`]: what users need of the OS memory: removing a name, passing an anonymous
-//!   segment's descriptor, and read-only inspection (`shmring ls`).
+//!   segment's descriptor.
+//! * [`inspect`]: read-only inspection of segments (`shmring ls`), for monitoring.
 //! * [`transport`]: the fallback transports (pipe, FIFO, Unix sockets, POSIX and System V
 //!   message queues, TCP), reached by URL through [`endpoint`].
 //!
@@ -50,6 +51,13 @@ pub mod fuzzing;
 pub mod loom;
 mod ring;
 pub mod segment;
+
+/// Read-only inspection of the segments in `/dev/shm`, for monitoring (what `shmring ls` and
+/// `shmring inspect` show). Nothing here writes to a segment, maps one, or waits.
+#[cfg(not(shmring_loom))]
+pub mod inspect {
+    pub use crate::segment::inspect::*;
+}
 mod shm;
 mod sync;
 pub mod transport;

@@ -1,8 +1,12 @@
-//! The `shmring` CLI against real segments: ls, inspect, rm (never a foreign file), gc.
+//! The `shmring` CLI against real segments: ls, inspect, rm (never a foreign file), gc; and
+//! against what else /dev/shm can hold (FIFOs, sockets, links, huge sparse files), in bounded
+//! time.
 
 mod common;
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::unique_name;
 use shmring::{spsc, Config};
@@ -81,4 +85,153 @@ fn rm_removes_a_shmring_segment() {
     let (code, out, _) = shmring(&["rm", &name]);
     assert_eq!(code, 0, "{out}");
     assert!(!std::path::Path::new(&format!("/dev/shm/{name}")).exists());
+}
+
+/// Runs the CLI, killing it if it has not finished within `limit`; `None` if it had to be
+/// killed (it hung).
+fn shmring_within(args: &[&str], limit: Duration) -> Option<(i32, String, String)> {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shmring"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shmring");
+    // Drain the pipes on threads so a large `ls` cannot fill them and stall the child.
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out_pipe.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait shmring") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    status.map(|s| (s.code().unwrap_or(-1), out, err))
+}
+
+/// Entries in /dev/shm that are removed when the test ends, pass or fail.
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[test]
+fn hostile_entries_neither_hang_nor_confuse_the_cli() {
+    let limit = Duration::from_secs(20);
+    let fifo = unique_name("fifo");
+    let sock = unique_name("sock");
+    let link = unique_name("link");
+    let sparse = unique_name("sparse");
+    let empty_sparse = unique_name("sparse0");
+    let target = unique_name("target");
+    let path = |n: &str| format!("/dev/shm/{n}");
+    let _cleanup = Cleanup(
+        [&fifo, &sock, &link, &sparse, &empty_sparse]
+            .iter()
+            .map(|n| path(n))
+            .collect(),
+    );
+    nix::unistd::mkfifo(path(&fifo).as_str(), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(path(&sock)).unwrap();
+    let mut tx = spsc::Sender::create(&target, Config::default()).unwrap();
+    tx.send(b"x").unwrap();
+    std::os::unix::fs::symlink(path(&target), path(&link)).unwrap();
+    // 1 TiB, sparse: one starts with our magic (so it is read as a segment), one is all holes.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::create(path(&sparse)).unwrap();
+        f.write_all_at(b"SHMRING\0", 0).unwrap();
+        f.set_len(1 << 40).unwrap();
+        std::fs::File::create(path(&empty_sparse))
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+    }
+
+    let t = Instant::now();
+    let (code, out, err) = shmring_within(&["ls", "--json"], limit).expect("ls finishes");
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&format!("/{target}").as_str()), "{names:?}");
+    for skipped in [&fifo, &sock, &link, &empty_sparse] {
+        assert!(
+            !names.contains(&format!("/{skipped}").as_str()),
+            "{skipped}"
+        );
+    }
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == format!("/{sparse}"))
+        .expect("the sparse file with our magic is listed, with its problems");
+    assert_eq!(row["file_len"], 1u64 << 40);
+    assert_eq!(row["initialised"], false);
+    let problems = row["problems"].to_string();
+    assert!(problems.contains("header says 0 bytes"), "{problems}");
+
+    // inspect and rm refuse each non-regular entry, say what it is, and leave it alone.
+    for (name, what) in [
+        (&fifo, "a FIFO"),
+        (&sock, "a socket"),
+        (&link, "symbolic link"),
+    ] {
+        let (code, _, err) = shmring_within(&["inspect", name], limit).expect("inspect finishes");
+        assert_ne!(code, 0);
+        assert!(err.contains(what), "{name}: {err}");
+        let (code, _, err) = shmring_within(&["rm", name], limit).expect("rm finishes");
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(what), "{name}: {err}");
+        assert!(
+            Path::new(&path(name)).symlink_metadata().is_ok(),
+            "{name} kept"
+        );
+    }
+    assert!(Path::new(&path(&target)).exists(), "the link's target kept");
+    let (code, out, _) =
+        shmring_within(&["inspect", &sparse], limit).expect("inspect of 1 TiB finishes");
+    assert_eq!(code, 0);
+    assert!(out.contains("file length   1099511627776"), "{out}");
+
+    // gc over all of it finishes and removes none of the odd entries. The sparse file with our
+    // magic is a dead, half-made segment by every measure (no live participant, created at 0):
+    // that one it would remove.
+    let (code, out, err) = shmring_within(&["gc", "--dry-run", "--prefix", "shmring-test-"], limit)
+        .expect("gc finishes");
+    assert_eq!(code, 0, "{err}");
+    for name in [&fifo, &sock, &link, &empty_sparse, &target] {
+        assert!(!out.contains(name.as_str()), "{name}: {out}");
+    }
+    assert!(out.contains(&format!("would remove /{sparse}")), "{out}");
+    assert!(t.elapsed() < limit, "took {:?}", t.elapsed());
+    drop(tx);
 }

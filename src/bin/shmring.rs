@@ -12,8 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use shmring::segment::inspect::{self, SegmentInfo};
-use shmring::segment::Segment;
+use shmring::inspect::{self, SegmentInfo};
 
 #[derive(Parser)]
 #[command(
@@ -99,7 +98,7 @@ fn row(info: &SegmentInfo) -> Row {
         kind: info.kind.map_or("?", |k| k.as_str()).to_owned(),
         capacity: h.map_or(0, |h| h.capacity),
         slot_size: h.map_or(0, |h| h.slot_size),
-        used: info.used,
+        used: info.used(),
         file_len: info.file_len,
         mode: format!("{:04o}", info.mode),
         uid: info.uid,
@@ -112,7 +111,7 @@ fn row(info: &SegmentInfo) -> Row {
             other => format!("{other:?}"),
         },
         version: h.map_or(0, |h| h.version),
-        initialised: h.is_some_and(|h| h.initialised()),
+        initialised: info.initialised,
         participants: info
             .participants
             .iter()
@@ -241,7 +240,7 @@ fn run(cli: Cli) -> shmring::Result<ExitCode> {
         Cmd::Rm { names } => {
             let mut failed = false;
             for name in names {
-                match inspect::inspect(&name) {
+                match inspect::remove(&name) {
                     Ok(Some(info)) => {
                         if info.any_alive() {
                             eprintln!(
@@ -249,7 +248,6 @@ fn run(cli: Cli) -> shmring::Result<ExitCode> {
                                 info.name
                             );
                         }
-                        Segment::unlink(&info.name)?;
                         println!("removed {}", info.name);
                     }
                     Ok(None) => {
@@ -283,7 +281,15 @@ fn run(cli: Cli) -> shmring::Result<ExitCode> {
                     continue;
                 }
                 if !dry_run {
-                    Segment::unlink(&info.name)?;
+                    // Checked again as it is removed: still a shmring segment, or left alone.
+                    match inspect::remove(&info.name) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => continue,
+                        Err(e) => {
+                            eprintln!("shmring: {e}");
+                            continue;
+                        }
+                    }
                 }
                 removed.push(info.name);
             }

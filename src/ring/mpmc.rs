@@ -610,9 +610,10 @@ impl Producer {
                     Ok(_) => {
                         // The slot is ours until we publish it (stamp protocol): mark it so a
                         // survivor can attribute it if we die (module docs).
-                        self.ring
-                            .len_word(pos)
-                            .store(owner_mark(PRODUCER_MARK, pos, self.owner), Ordering::Relaxed);
+                        self.ring.len_word(pos).store(
+                            owner_mark(PRODUCER_MARK, pos, self.owner),
+                            Ordering::Relaxed,
+                        );
                         return Ok(Grant { pos, capacity: len });
                     }
                     Err(now) => pos = now,
@@ -764,9 +765,10 @@ impl Consumer {
                         }
                         // The length is copied out: the word now says who holds the slot.
                         // The slot is ours until we free it.
-                        self.ring
-                            .len_word(pos)
-                            .store(owner_mark(CONSUMER_MARK, pos, self.owner), Ordering::Relaxed);
+                        self.ring.len_word(pos).store(
+                            owner_mark(CONSUMER_MARK, pos, self.owner),
+                            Ordering::Relaxed,
+                        );
                         return Ok(Frame {
                             pos,
                             len: len as usize,
@@ -1112,5 +1114,97 @@ mod tests {
                 let _ = p.room();
             }
         }
+    }
+}
+
+/// Bytes of the MPMC control block that [`observe`] reads.
+#[cfg(not(shmring_loom))]
+pub const CONTROL_LEN: usize = std::mem::size_of::<MpmcControl>();
+
+/// Reads the control block at `ctrl` of a ring of `slots` slots without attaching to it, for
+/// monitoring: positions, messages in the ring, and the producers and consumers counted in.
+/// Each word is read at its field's offset in the real `#[repr(C)]` block (`offset_of!`;
+/// `CachePadded` is `repr(C)` with its value first), so reordering [`MpmcControl`] cannot make
+/// a monitor read the wrong word. Display only: the words are read one at a time (Relaxed), and
+/// a hostile peer may have written anything; check [`RingView::consistent`] before trusting
+/// `used`.
+///
+/// # Safety
+/// `ctrl` is aligned for [`MpmcControl`] and valid for reads of [`CONTROL_LEN`] bytes for the
+/// duration of the call, and every concurrent write to those bytes is atomic.
+#[cfg(not(shmring_loom))]
+pub unsafe fn observe(ctrl: NonNull<u8>, slots: u64) -> crate::ring::layout::RingView {
+    use crate::ring::layout::{peek_u32, peek_u64, RingView};
+    use std::mem::offset_of;
+    let peers = offset_of!(MpmcControl, peers);
+    // SAFETY: each offset is a field of the block the contract makes readable; the block is
+    // aligned, and so (repr(C)) is each field.
+    let (head, tail, senders, receivers, joined) = unsafe {
+        (
+            peek_u64(ctrl, offset_of!(MpmcControl, head)),
+            peek_u64(ctrl, offset_of!(MpmcControl, tail)),
+            peek_u32(ctrl, peers + offset_of!(Peers, senders)),
+            peek_u32(ctrl, peers + offset_of!(Peers, receivers)),
+            peek_u32(ctrl, peers + offset_of!(Peers, joined)),
+        )
+    };
+    RingView {
+        head,
+        tail,
+        used: tail.wrapping_sub(head),
+        capacity: slots,
+        senders_closed: joined & SENDERS_JOINED != 0 && senders == 0,
+        receivers_closed: joined & RECEIVERS_JOINED != 0 && receivers == 0,
+        senders: Some(senders),
+        receivers: Some(receivers),
+    }
+}
+
+#[cfg(all(test, not(shmring_loom)))]
+mod observe_tests {
+    use super::*;
+
+    #[test]
+    fn observe_matches_the_ring_own_used_and_peer_counts() {
+        let (slots, slot_size) = (8u64, 16u64);
+        let ctrl = Box::new(MpmcControl::new());
+        let stamps: Box<[AtomicU64]> = (0..slots).map(AtomicU64::new).collect();
+        let mut data = vec![0u64; (data_len(slots, slot_size) / 8) as usize];
+        let c = NonNull::from(&*ctrl);
+        let s = NonNull::new(stamps.as_ptr().cast_mut()).unwrap();
+        let d = NonNull::new(data.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: control block, stamps and data outlive both ends (dropped at the end).
+        let (mut p, mut r) = unsafe {
+            (
+                Producer::attach(c, s, d, slots, slot_size).unwrap(),
+                Consumer::attach(c, s, d, slots, slot_size).unwrap(),
+            )
+        };
+        let view = || {
+            // SAFETY: `ctrl` is a live, aligned control block; all its writes are atomic.
+            unsafe { observe(c.cast(), slots) }
+        };
+        let v = view();
+        assert_eq!((v.used, v.senders, v.receivers), (0, Some(0), Some(0)));
+        assert!(!v.senders_closed && !v.receivers_closed, "none joined yet");
+        ctrl.join_sender();
+        ctrl.join_receiver();
+        ctrl.join_receiver();
+        for n in 1..=5u64 {
+            let g = p.try_reserve(3).unwrap();
+            p.commit(g, 3);
+            assert_eq!(view().used, ctrl.used());
+            assert_eq!(view().used, n);
+        }
+        let f = r.try_peek().unwrap();
+        r.release(f);
+        let v = view();
+        assert_eq!((v.head, v.tail, v.used), (1, 5, ctrl.used()));
+        assert_eq!((v.senders, v.receivers), (Some(ctrl.senders()), Some(2)));
+        assert!(v.consistent());
+        ctrl.leave_sender();
+        let v = view();
+        assert!(v.senders_closed && !v.receivers_closed);
+        assert_eq!(v.senders_closed, ctrl.senders_gone());
     }
 }

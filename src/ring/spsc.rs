@@ -805,3 +805,86 @@ mod tests {
         );
     }
 }
+
+/// Bytes of the SPSC control block that [`observe`] reads.
+#[cfg(not(shmring_loom))]
+pub const CONTROL_LEN: usize = std::mem::size_of::<SpscControl>();
+
+/// Reads the control block at `ctrl` of a ring of `cap` data bytes without attaching to it, for
+/// monitoring. Each word is read at its field's offset in the real `#[repr(C)]` block
+/// (`offset_of!`; `CachePadded` is `repr(C)` with its value first), so reordering
+/// [`SpscControl`] cannot make a monitor read the wrong word. Display only: the words are read
+/// one at a time (Relaxed), and a hostile peer may have written anything; check
+/// [`RingView::consistent`] before trusting `used`.
+///
+/// # Safety
+/// `ctrl` is aligned for [`SpscControl`] and valid for reads of [`CONTROL_LEN`] bytes for the
+/// duration of the call, and every concurrent write to those bytes is atomic.
+#[cfg(not(shmring_loom))]
+pub unsafe fn observe(ctrl: NonNull<u8>, cap: u64) -> crate::ring::layout::RingView {
+    use crate::ring::layout::{peek_u32, peek_u64, RingView};
+    use std::mem::offset_of;
+    // SAFETY: each offset is a field of the block the contract makes readable; the block is
+    // aligned, and so (repr(C)) is each field.
+    let (tail, head, closed) = unsafe {
+        (
+            peek_u64(ctrl, offset_of!(SpscControl, tail)),
+            peek_u64(ctrl, offset_of!(SpscControl, head)),
+            peek_u32(ctrl, offset_of!(SpscControl, closed)),
+        )
+    };
+    RingView {
+        head,
+        tail,
+        used: tail.wrapping_sub(head),
+        capacity: cap,
+        senders_closed: closed & SENDER_CLOSED != 0,
+        receivers_closed: closed & RECEIVER_CLOSED != 0,
+        senders: None,
+        receivers: None,
+    }
+}
+
+#[cfg(all(test, not(shmring_loom)))]
+mod observe_tests {
+    use super::*;
+
+    #[test]
+    fn observe_matches_the_ring_own_used_and_closed_flags() {
+        let ctrl = Box::new(SpscControl::new());
+        let mut data = vec![0u64; 512 / 8];
+        let c = NonNull::from(&*ctrl);
+        let d = NonNull::new(data.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `ctrl` and `data` outlive both ends (dropped at the end of the test).
+        let (mut p, mut r) = unsafe {
+            (
+                Producer::attach(c, d, 512).unwrap(),
+                Consumer::attach(c, d, 512).unwrap(),
+            )
+        };
+        let view = || {
+            // SAFETY: `ctrl` is a live, aligned control block; all its writes are atomic.
+            unsafe { observe(c.cast(), 512) }
+        };
+        assert_eq!(view().used, 0);
+        for (i, len) in [1usize, 40, 100, 7].into_iter().enumerate() {
+            let g = p.try_reserve(len).unwrap();
+            p.commit(g, len);
+            let v = view();
+            assert_eq!(v.used, ctrl.used(), "after message {i}");
+            assert_eq!((v.head, v.tail), (0, v.used));
+            assert!(v.consistent());
+        }
+        assert_eq!(view().used, 8 + 8 + (8 + 40) + (8 + 104) + (8 + 8));
+        let f = r.try_peek().unwrap();
+        r.release(f);
+        assert_eq!(view().used, ctrl.used());
+        assert_eq!(view().head, 16);
+        assert!(!view().senders_closed && !view().receivers_closed);
+        p.close();
+        assert!(view().senders_closed && !view().receivers_closed);
+        r.close();
+        assert!(view().receivers_closed);
+        assert_eq!((view().senders, view().receivers), (None, None));
+    }
+}

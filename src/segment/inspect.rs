@@ -1,19 +1,66 @@
 //! Read-only inspection of segments, for the `shmring` CLI and for monitoring: what is in
-//! `/dev/shm`, who is attached, and what is wrong. Nothing here writes to a segment or waits.
+//! `/dev/shm`, who is attached, and what is wrong. Nothing here writes to a segment or waits;
+//! the one change it can make is [`remove`], which unlinks a name only after it has checked that
+//! the file is a shmring segment.
+//!
+//! # Hostile files
+//! `/dev/shm` is world-writable, so it can hold anything: FIFOs, sockets, device nodes,
+//! symbolic links, a 1 TiB sparse file, a file its owner truncates while we look. Each entry is
+//! opened with `O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC` (a link is refused,
+//! not followed; opening a FIFO does not wait for a writer; a terminal does not become ours),
+//! `fstat`ed through that descriptor, and refused unless it is a regular file. Of a regular
+//! file only the first [`READ_LEN`] bytes (the header and the ring's control block) are read,
+//! with `pread` into memory of our own: nothing is mapped (a file truncated under a mapping
+//! would kill the reader with `SIGBUS`) and nothing costs more for a large file than for a
+//! small one. Liveness is asked of the kernel's lock table (`F_OFD_GETLK`), which never waits.
+//!
+//! # What the ring says
+//! The ring's occupancy is decoded by the ring itself ([`crate::ring::spsc::observe`],
+//! [`crate::ring::mpmc::observe`]) from the bytes at the offset where the channel places the
+//! control block ([`super::CONTROL_OFFSET`]), so this module knows neither field order nor
+//! padding.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
-use memmap2::MmapOptions;
+pub use super::header::{HeaderSnapshot, RingKind};
+pub use crate::ring::layout::RingView;
 
-use super::header::{Header, HeaderSnapshot, RingKind, HEADER_LEN, INIT_DONE, MAGIC, VERSION};
-use super::{lock_byte, normalize_name};
+use super::header::{Header, HEADER_LEN, INIT_DONE, MAGIC, VERSION};
+use super::{normalize_name, side_locked, Segment, CONTROL_OFFSET};
 use crate::error::{Error, Result};
+use crate::ring::{mpmc, spsc};
 
 /// Where POSIX shared memory lives on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
+
+/// Bytes read from the start of a file: the header and the larger of the two control blocks.
+pub const READ_LEN: usize = CONTROL_OFFSET
+    + if spsc::CONTROL_LEN > mpmc::CONTROL_LEN {
+        spsc::CONTROL_LEN
+    } else {
+        mpmc::CONTROL_LEN
+    };
+
+/// The most participants of one role listed (a hostile header may claim four billion).
+const MAX_LISTED: usize = 4096;
+
+/// Our copy of the start of a file, aligned as the header and the control blocks are in a
+/// segment (whose mapping is page aligned).
+#[repr(C, align(128))]
+struct Prefix([u8; READ_LEN]);
+
+const _: () = {
+    assert!(std::mem::align_of::<Prefix>() >= std::mem::align_of::<Header>());
+    assert!(CONTROL_OFFSET % std::mem::align_of::<spsc::SpscControl>() == 0);
+    assert!(CONTROL_OFFSET % std::mem::align_of::<mpmc::MpmcControl>() == 0);
+    assert!(std::mem::align_of::<Prefix>() >= std::mem::align_of::<spsc::SpscControl>());
+    assert!(std::mem::align_of::<Prefix>() >= std::mem::align_of::<mpmc::MpmcControl>());
+    assert!(HEADER_LEN <= CONTROL_OFFSET);
+};
 
 /// One participant (a sender or a receiver slot) of a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +89,13 @@ pub struct SegmentInfo {
     pub uid: u32,
     /// The header fields, copied once (`None` if the file is too short to hold a header).
     pub header: Option<HeaderSnapshot>,
+    /// True if the creator finished making the segment (the header's `init` word is set).
+    pub initialised: bool,
     /// The ring kind, if the header names a known one.
     pub kind: Option<RingKind>,
-    /// Bytes (SPSC) or slots (MPMC) in use, as far as the ring positions say.
-    pub used: Option<u64>,
+    /// The ring's positions, occupancy and peers, as its control block says (`None` if the
+    /// kind is unknown or the file too short to hold the control block).
+    pub ring: Option<RingView>,
     /// Every participant slot the segment has.
     pub participants: Vec<Participant>,
     /// What is wrong with the segment; empty if nothing.
@@ -58,6 +108,11 @@ impl SegmentInfo {
         self.participants.iter().any(|p| p.alive)
     }
 
+    /// Bytes (SPSC) or messages (MPMC) in the ring, as far as its positions say.
+    pub fn used(&self) -> Option<u64> {
+        self.ring.map(|r| r.used)
+    }
+
     /// Seconds since the creator made the segment (0 if unknown).
     pub fn age_secs(&self) -> u64 {
         let now = std::time::SystemTime::now()
@@ -67,116 +122,181 @@ impl SegmentInfo {
     }
 }
 
-/// Inspects the segment `name`. `Ok(None)`: the file exists but is not a shmring segment
-/// (its first bytes are not our magic); such files are never touched by the CLI.
-pub fn inspect(name: &str) -> Result<Option<SegmentInfo>> {
-    let name = normalize_name(name)?;
-    let path = format!("{SHM_DIR}{name}");
-    let file = File::open(&path).map_err(|e| Error::io(format!("open {path}"), e))?;
+/// Opens `path` for inspection: a regular file or an error, never a wait (see the module docs).
+fn open_regular(path: &str) -> Result<(File, std::fs::Metadata)> {
+    let file = OpenOptions::new()
+        .read(true)
+        // std adds O_CLOEXEC itself.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => {
+                Error::Incompatible(format!("{path} is a symbolic link: not followed"))
+            }
+            Some(libc::ENXIO) => Error::Incompatible(format!(
+                "{path} is a socket or a device, not a regular file: not inspected"
+            )),
+            _ => Error::io(format!("open {path}"), e),
+        })?;
     let meta = file
         .metadata()
         .map_err(|e| Error::io(format!("fstat {path}"), e))?;
-    if !meta.is_file() || meta.len() < 8 {
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let what = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else if ft.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::Incompatible(format!(
+            "{path} is {what}, not a regular file: not inspected"
+        )));
+    }
+    Ok((file, meta))
+}
+
+/// Reads up to `buf.len()` bytes from the start of `file`; fewer if the file is (or became)
+/// shorter.
+fn read_prefix(file: &File, buf: &mut [u8], path: &str) -> Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(format!("read {path}"), e)),
+        }
+    }
+    Ok(done)
+}
+
+/// Inspects the segment `name`. `Ok(None)`: the file is a regular file but not a shmring
+/// segment (its first bytes are not our magic); such files are never touched by the CLI. A
+/// link, FIFO, socket, device or directory is an [`Error::Incompatible`], found without
+/// following or waiting.
+pub fn inspect(name: &str) -> Result<Option<SegmentInfo>> {
+    let name = normalize_name(name)?;
+    let path = format!("{SHM_DIR}{name}");
+    let (file, meta) = open_regular(&path)?;
+    let file_len = meta.len();
+    if file_len < 8 {
         return Ok(None);
     }
-    let len = meta.len() as usize;
-    let map = MmapOptions::new()
-        .len(len)
-        .map_raw_read_only(&file)
-        .map_err(|e| Error::io(format!("mmap {path}"), e))?;
-    // SAFETY: the mapping holds at least 8 bytes and is page aligned; the magic is read with an
-    // atomic load (the creator may be writing it) of a word no larger than a pointer.
-    let magic = unsafe { std::sync::atomic::AtomicU64::from_ptr(map.as_mut_ptr().cast()) }
-        .load(Ordering::Acquire);
+    let mut prefix = Prefix([0; READ_LEN]);
+    let want = usize::try_from(file_len).map_or(READ_LEN, |l| l.min(READ_LEN));
+    let got = read_prefix(&file, &mut prefix.0[..want], &path)?;
+    if got < 8 {
+        return Ok(None); // shrunk meanwhile
+    }
+    let magic = u64::from_ne_bytes(prefix.0[..8].try_into().expect("8 bytes"));
     if magic != MAGIC {
         return Ok(None);
     }
     let mut info = SegmentInfo {
         name,
-        file_len: meta.len(),
+        file_len,
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
         header: None,
+        initialised: false,
         kind: None,
-        used: None,
+        ring: None,
         participants: Vec::new(),
         problems: Vec::new(),
     };
-    if len < HEADER_LEN {
+    if got < HEADER_LEN {
         info.problems.push(format!(
-            "file is {len} bytes, shorter than a header ({HEADER_LEN})"
+            "file is {got} bytes, shorter than a header ({HEADER_LEN})"
         ));
         return Ok(Some(info));
     }
-    // SAFETY: the mapping is at least HEADER_LEN bytes and page aligned; `Header` is made of
-    // atomics only, and we only load from them (read-only mapping).
-    let header = unsafe { &*map.as_ptr().cast::<Header>() };
+    // The rest reads our own copy; the pointer is taken once, from a unique borrow.
+    let base = NonNull::from(&mut prefix.0).cast::<u8>();
+    // SAFETY: `base` is our buffer, aligned for `Header` (const-asserted above) and fully
+    // initialised (zeroed, then read into); `Header` is made of atomics only, for which any
+    // bytes are a valid value, and nothing else accesses the buffer while `header` lives.
+    let header = unsafe { base.cast::<Header>().as_ref() };
     let h = header.snapshot();
     info.header = Some(h);
+    info.initialised = h.init == INIT_DONE;
     if h.version != VERSION {
         info.problems.push(format!(
             "format version {} (this tool reads {VERSION})",
             h.version
         ));
     }
-    if h.init != INIT_DONE {
+    if !info.initialised {
         info.problems
             .push("not fully initialised (creator died while creating it?)".into());
     }
-    if h.total_len != meta.len() {
+    if h.total_len != file_len {
         info.problems.push(format!(
-            "header says {} bytes, file has {}",
-            h.total_len,
-            meta.len()
+            "header says {} bytes, file has {file_len}",
+            h.total_len
         ));
     }
     info.kind = RingKind::from_raw(h.ring_kind);
-    let (senders, receivers) = match info.kind {
-        Some(RingKind::Spsc) => (1, 1),
-        Some(RingKind::Mpmc) => (h.max_senders as usize, h.max_receivers as usize),
+    let (senders, receivers, control_len) = match info.kind {
+        Some(RingKind::Spsc) => (1, 1, spsc::CONTROL_LEN),
+        Some(RingKind::Mpmc) => (
+            h.max_senders as usize,
+            h.max_receivers as usize,
+            mpmc::CONTROL_LEN,
+        ),
         None => {
             info.problems
                 .push(format!("unknown ring kind {}", h.ring_kind));
-            (0, 0)
+            (0, 0, 0)
         }
     };
-    if info.kind.is_some() && len >= HEADER_LEN + 256 {
-        // The ring's control block follows the header: two positions one padded line apart,
-        // SPSC `tail` then `head`, MPMC `head` then `tail`.
-        // SAFETY: both words are inside the mapping (checked above), 8-aligned, and loaded
-        // atomically.
-        let (first, second) = unsafe {
-            let base = map.as_mut_ptr().add(HEADER_LEN);
-            (
-                std::sync::atomic::AtomicU64::from_ptr(base.cast()).load(Ordering::Acquire),
-                std::sync::atomic::AtomicU64::from_ptr(base.add(128).cast())
-                    .load(Ordering::Acquire),
-            )
-        };
-        let (head, tail) = match info.kind {
-            Some(RingKind::Spsc) => (second, first),
-            _ => (first, second),
-        };
-        let used = tail.wrapping_sub(head);
-        if used > h.capacity {
+    if let Some(kind) = info.kind {
+        if got >= CONTROL_OFFSET + control_len {
+            // SAFETY: CONTROL_OFFSET is inside our buffer (`got` bytes of it, at least
+            // CONTROL_OFFSET + control_len, were read), so the pointer is in bounds.
+            let ctrl = unsafe { base.add(CONTROL_OFFSET) };
+            // SAFETY: `ctrl` is aligned for either control block (const-asserted above) and
+            // `control_len` bytes of our own buffer follow it; nobody writes the buffer.
+            let view = unsafe {
+                match kind {
+                    RingKind::Spsc => spsc::observe(ctrl, h.capacity),
+                    RingKind::Mpmc => mpmc::observe(ctrl, h.capacity),
+                }
+            };
+            if !view.consistent() {
+                info.problems.push(format!(
+                    "ring positions {}..{} are more than the capacity apart",
+                    view.head, view.tail
+                ));
+            }
+            info.ring = Some(view);
+        } else {
+            info.problems
+                .push("file too short to hold the ring's control block".into());
+        }
+    }
+    for (role, side, count, first) in [
+        ("sender", super::SENDER, senders, 0usize),
+        ("receiver", super::RECEIVER, receivers, senders),
+    ] {
+        if count > MAX_LISTED {
             info.problems.push(format!(
-                "ring positions {head}..{tail} are more than the capacity apart"
+                "header claims {count} {role}s; listing the first {MAX_LISTED}"
             ));
         }
-        info.used = Some(used);
-    }
-    for (role, count, first) in [
-        ("sender", senders, 0usize),
-        ("receiver", receivers, senders),
-    ] {
-        let last_pid = header.sides[if role == "sender" { 0 } else { 1 }]
-            .pid
-            .load(Ordering::Relaxed);
-        for index in 0..count.min(4096) {
+        let last_pid = header.sides[side].pid.load(Ordering::Relaxed);
+        for index in 0..count.min(MAX_LISTED) {
+            let alive = side_locked(file.as_fd(), first + index)
+                .map_err(|e| Error::io(format!("F_OFD_GETLK on {path}"), e))?;
             info.participants.push(Participant {
                 role,
                 index,
-                alive: lock_held(&file, lock_byte(first + index))?,
+                alive,
                 last_pid,
             });
         }
@@ -184,12 +304,18 @@ pub fn inspect(name: &str) -> Result<Option<SegmentInfo>> {
     Ok(Some(info))
 }
 
-/// Every shmring segment in `/dev/shm` (other files are skipped, unreadable ones reported).
+/// Every shmring segment in `/dev/shm`. Other entries (foreign files, links, FIFOs, sockets,
+/// devices, directories, files we may not read) are skipped.
 pub fn list() -> Result<Vec<SegmentInfo>> {
     let dir = std::fs::read_dir(SHM_DIR).map_err(|e| Error::io(format!("read {SHM_DIR}"), e))?;
     let mut out = Vec::new();
     for entry in dir {
         let entry = entry.map_err(|e| Error::io(format!("read {SHM_DIR}"), e))?;
+        // The directory entry's own type (no stat, no link followed): skip what cannot be a
+        // segment before opening anything. `inspect` checks again on the open descriptor.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
@@ -202,19 +328,155 @@ pub fn list() -> Result<Vec<SegmentInfo>> {
     Ok(out)
 }
 
-/// True if some open file description holds a lock on `byte` of `file`.
-fn lock_held(file: &File, byte: i64) -> Result<bool> {
-    // SAFETY: `flock` is a plain C struct for which all-zero bytes are a valid value.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    // A read lock conflicts with any write lock, and may be asked about on a read-only file.
-    fl.l_type = libc::F_RDLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = byte;
-    fl.l_len = 1;
-    // SAFETY: the fd is open (borrowed from `file`); F_OFD_GETLK writes only into `fl`.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
-    if rc != 0 {
-        return Err(Error::last_os("F_OFD_GETLK"));
+/// Removes the segment `name` from `/dev/shm` if it is a shmring segment (checked first, as
+/// [`inspect`] does), and returns what it was; processes that have it mapped keep using it.
+/// `Ok(None)`: a regular file that is not a shmring segment, left alone. Anything that is not a
+/// regular file is an error and is left alone too.
+pub fn remove(name: &str) -> Result<Option<SegmentInfo>> {
+    let Some(info) = inspect(name)? else {
+        return Ok(None);
+    };
+    Segment::unlink(&info.name)?;
+    Ok(Some(info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::mpmc::MpmcControl;
+    use crate::ring::spsc::SpscControl;
+    use crate::Config;
+    use std::time::Duration;
+
+    fn unique(tag: &str) -> String {
+        use std::sync::atomic::AtomicU32;
+        static N: AtomicU32 = AtomicU32::new(0);
+        format!(
+            "shmring-inspect-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
     }
-    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+
+    /// The control block of a real segment, through the ring's own type (a second mapping).
+    fn control<T>(seg: &Segment) -> &T {
+        let p = seg
+            .at(CONTROL_OFFSET as u64, std::mem::size_of::<T>() as u64)
+            .unwrap();
+        // SAFETY: in the mapping, aligned (page-aligned mapping, CONTROL_OFFSET a multiple of
+        // the block's alignment), initialised by the creator, made of atomics only.
+        unsafe { p.cast::<T>().as_ref() }
+    }
+
+    #[test]
+    fn inspect_reads_what_the_spsc_ring_says() {
+        let name = unique("spsc");
+        let mut tx =
+            crate::spsc::Sender::create(&name, Config::default().capacity(4096).persist(true))
+                .unwrap();
+        let seg = Segment::open(&name, Duration::from_secs(1)).unwrap();
+        let ctrl = control::<SpscControl>(&seg);
+        for (n, msg) in [&b"twelve bytes"[..], b"", &[7u8; 100]]
+            .into_iter()
+            .enumerate()
+        {
+            tx.send(msg).unwrap();
+            let info = inspect(&name).unwrap().expect("a shmring segment");
+            let ring = info.ring.expect("control block read");
+            assert_eq!(ring.used, ctrl.used(), "after message {n}");
+            assert!(info.initialised && info.problems.is_empty(), "{info:?}");
+        }
+        // 8 + 16, 8 + 0, 8 + 104: the known frame sizes, so the block read is the real one.
+        let info = inspect(&name).unwrap().unwrap();
+        assert_eq!(info.used(), Some(24 + 8 + 112));
+        assert_eq!(info.ring.unwrap().capacity, 4096);
+        assert_eq!(info.kind, Some(RingKind::Spsc));
+        let alive: Vec<_> = info.participants.iter().map(|p| p.alive).collect();
+        assert_eq!(alive, [true, false], "our sender holds its lock");
+        assert!(!info.ring.unwrap().senders_closed);
+        drop(tx);
+        let info = inspect(&name).unwrap().unwrap();
+        assert!(info.ring.unwrap().senders_closed && !info.any_alive());
+        assert_eq!(info.used(), Some(ctrl.used()));
+        drop(seg);
+        assert!(remove(&name).unwrap().is_some());
+        assert!(inspect(&name).is_err(), "gone");
+    }
+
+    #[test]
+    fn inspect_reads_what_the_mpmc_ring_says() {
+        let name = unique("mpmc");
+        let cfg = Config::default().capacity(16).slot_size(32).max_senders(3);
+        let mut tx = crate::mpmc::Sender::create(&name, cfg).unwrap();
+        let seg = Segment::open(&name, Duration::from_secs(1)).unwrap();
+        let ctrl = control::<MpmcControl>(&seg);
+        for n in 1..=5u64 {
+            tx.send(b"job").unwrap();
+            let info = inspect(&name).unwrap().unwrap();
+            assert_eq!(info.used(), Some(ctrl.used()));
+            assert_eq!(info.used(), Some(n));
+        }
+        let info = inspect(&name).unwrap().unwrap();
+        let ring = info.ring.unwrap();
+        assert_eq!(ring.senders, Some(ctrl.senders()));
+        assert_eq!((ring.senders, ring.receivers), (Some(1), Some(0)));
+        assert_eq!(info.kind, Some(RingKind::Mpmc));
+        let senders = info.participants.iter().filter(|p| p.role == "sender");
+        assert_eq!(senders.clone().count(), 3);
+        assert_eq!(senders.filter(|p| p.alive).count(), 1);
+        assert!(info.problems.is_empty(), "{:?}", info.problems);
+    }
+
+    #[test]
+    fn non_regular_files_are_refused_without_waiting() {
+        let dir = std::path::Path::new(SHM_DIR);
+        let fifo = unique("fifo");
+        nix::unistd::mkfifo(&dir.join(&fifo), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let sock = unique("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(dir.join(&sock)).unwrap();
+        let link = unique("link");
+        let target = unique("target");
+        let mut tx = crate::spsc::Sender::create(&target, Config::default()).unwrap();
+        tx.send(b"x").unwrap();
+        std::os::unix::fs::symlink(dir.join(&target), dir.join(&link)).unwrap();
+        for (name, what) in [
+            (&fifo, "a FIFO"),
+            (&sock, "a socket"),
+            (&link, "symbolic link"),
+        ] {
+            let err = inspect(name).unwrap_err().to_string();
+            assert!(err.contains(what), "{name}: {err}");
+            assert!(remove(name).is_err());
+            assert!(dir.join(name).symlink_metadata().is_ok(), "left alone");
+        }
+        let listed: Vec<_> = list().unwrap().into_iter().map(|i| i.name).collect();
+        assert!(listed.contains(&format!("/{target}")));
+        for name in [&fifo, &sock, &link] {
+            assert!(!listed.contains(&format!("/{name}")), "{name} listed");
+            std::fs::remove_file(dir.join(name)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_huge_sparse_file_costs_a_header_read() {
+        let name = unique("sparse");
+        let path = format!("{SHM_DIR}/{name}");
+        let file = File::create(&path).unwrap();
+        file.write_all_at(&MAGIC.to_ne_bytes(), 0).unwrap();
+        file.set_len(1 << 40).unwrap();
+        let t = std::time::Instant::now();
+        let info = inspect(&name).unwrap().expect("starts with the magic");
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert_eq!(info.file_len, 1 << 40);
+        assert!(!info.initialised);
+        assert!(
+            info.problems
+                .iter()
+                .any(|p| p.contains("header says 0 bytes")),
+            "{:?}",
+            info.problems
+        );
+        assert!(remove(&name).unwrap().is_some());
+        assert!(!std::path::Path::new(&path).exists());
+    }
 }

@@ -15,11 +15,12 @@
 
 pub mod fd_passing;
 mod header;
-pub mod inspect;
+#[cfg(not(shmring_loom))]
+pub(crate) mod inspect;
 mod name;
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -29,8 +30,8 @@ use nix::fcntl::OFlag;
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{fstat, Mode};
 
-pub use header::{HeaderSnapshot, RingKind, HEADER_LEN};
 pub(crate) use header::{Header, INIT_DONE, MAGIC, RECEIVER, SENDER, VERSION};
+pub use header::{HeaderSnapshot, RingKind, HEADER_LEN};
 pub(crate) use name::normalize_name;
 pub use name::MAX_NAME_LEN;
 
@@ -69,6 +70,25 @@ pub struct Segment {
 /// for anything else.
 fn lock_byte(side: usize) -> i64 {
     1024 + side as i64
+}
+
+/// Offset of the ring's control block in a segment (SPSC and MPMC alike): right after the
+/// header. The channel halves place the control block here and `inspect` reads it here.
+#[cfg_attr(shmring_loom, allow(dead_code))] // read by `inspect`, which loom builds leave out
+pub(crate) const CONTROL_OFFSET: usize = HEADER_LEN;
+
+/// True if an open file description other than the one behind `fd` holds participant `side`'s
+/// liveness lock (see `lock_byte`). The one liveness probe: the channel halves ask it through
+/// [`Segment::side_alive`], `inspect` on a read-only descriptor of its own. Never blocks.
+pub(crate) fn side_locked(fd: BorrowedFd<'_>, side: usize) -> std::io::Result<bool> {
+    let mut fl = flock(libc::F_WRLCK as libc::c_short, lock_byte(side));
+    // SAFETY: `fd` is open for the duration of the borrow; F_OFD_GETLK only writes into `fl`,
+    // a valid flock on this stack. A query needs no write access to the file.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
 impl Segment {
@@ -179,7 +199,6 @@ impl Segment {
 
     /// The segment's file descriptor, to pass to another process (SCM_RIGHTS).
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
         self.file.as_fd()
     }
 
@@ -335,13 +354,8 @@ impl Segment {
 
     /// True if a process other than this handle holds participant `side`'s liveness lock.
     pub(crate) fn side_alive(&self, side: usize) -> Result<bool> {
-        let mut fl = flock(libc::F_WRLCK as libc::c_short, lock_byte(side));
-        // SAFETY: as in `lock_side`; F_OFD_GETLK writes only into `fl`.
-        let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
-        if rc != 0 {
-            return Err(Error::last_os(format!("F_OFD_GETLK on {}", self.name)));
-        }
-        Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+        side_locked(self.file.as_fd(), side)
+            .map_err(|e| Error::io(format!("F_OFD_GETLK on {}", self.name), e))
     }
 
     /// Records this process as attached to side `side` (after it took the side's lock).

@@ -12,7 +12,7 @@ use super::{init_events, Events, READABLE, WRITABLE};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ring::layout::align_up;
-use crate::segment::{Identity, Segment, HEADER_LEN};
+use crate::segment::{Identity, Segment};
 use crate::sync::wait::{block_on, Event, Until, WaitPolicy};
 use crate::sync::Wait;
 
@@ -27,7 +27,7 @@ struct Layout {
 
 impl Layout {
     fn new<R: Flavor>(body_len: u64) -> Result<Layout> {
-        let ctrl = HEADER_LEN;
+        let ctrl = crate::segment::CONTROL_OFFSET;
         let events = align_up(ctrl + std::mem::size_of::<R::Control>(), 128);
         let body = align_up(events + std::mem::size_of::<Events>(), 4096) as u64;
         Ok(Layout {
@@ -212,7 +212,11 @@ fn init<R: Flavor>(
 
 /// Comes to the segment (per `how`), checks that it holds an `R` ring, and takes a free place
 /// of `role` in it.
-fn attach<R: Flavor>(how: How<'_>, cfg: &Config, role: Role) -> Result<(Link<R>, Parts<R::Control>, usize)> {
+fn attach<R: Flavor>(
+    how: How<'_>,
+    cfg: &Config,
+    role: Role,
+) -> Result<(Link<R>, Parts<R::Control>, usize)> {
     let (site, created): (Site, bool) = match how {
         How::Create(name) => (create::<R>(Some(name), cfg)?, true),
         How::Open(name) => (Segment::open(name, cfg.open_timeout)?.into(), false),
@@ -238,7 +242,9 @@ fn attach<R: Flavor>(how: How<'_>, cfg: &Config, role: Role) -> Result<(Link<R>,
     let body_len = R::body_len(snap.capacity, snap.slot_size)?;
     let layout = Layout::new::<R>(body_len)?;
     if snap.data_offset != layout.body || snap.total_len != layout.total {
-        return Err(Error::Corrupted("header offsets do not match the ring's layout"));
+        return Err(Error::Corrupted(
+            "header offsets do not match the ring's layout",
+        ));
     }
     let mine = R::places(&snap, role)?;
     let peer_role = match role {
@@ -312,9 +318,7 @@ fn create_or_open<R: Flavor>(name: &str, cfg: &Config) -> Result<(Site, bool)> {
         }
         match Segment::open(name, cfg.open_timeout) {
             Ok(seg) => return Ok((seg.into(), false)),
-            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) && tries < 8 => {
-                tries += 1
-            }
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) && tries < 8 => tries += 1,
             Err(e) => return Err(e),
         }
     }
@@ -413,7 +417,8 @@ macro_rules! constructors {
             pub fn peers(&self) -> (u32, u32) {
                 let site = &self.link.site;
                 let ctrl = self.link.control();
-                let count = |role: Role| R::counted(ctrl, role, site.side_ever_attached(role.side()));
+                let count =
+                    |role: Role| R::counted(ctrl, role, site.side_ever_attached(role.side()));
                 (count(Role::Sender), count(Role::Receiver))
             }
 
@@ -575,7 +580,11 @@ impl<R: Flavor> Sender<R> {
     }
 
     /// Sends a plain-old-data value, waiting at most `timeout`.
-    pub fn send_pod_timeout<T: bytemuck::Pod>(&mut self, value: &T, timeout: Duration) -> Result<()> {
+    pub fn send_pod_timeout<T: bytemuck::Pod>(
+        &mut self,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<()> {
         self.send_timeout(bytemuck::bytes_of(value), timeout)
     }
 
@@ -724,7 +733,9 @@ impl<R: Flavor> Deref for SendSlot<'_, R> {
     fn deref(&self) -> &[u8] {
         // SAFETY: the grant's bytes lie in the body and belong to this producer alone until it
         // commits (honest receivers do not touch them; see the crate's trust model).
-        unsafe { std::slice::from_raw_parts(self.tx.end.payload(&self.grant), self.grant.capacity()) }
+        unsafe {
+            std::slice::from_raw_parts(self.tx.end.payload(&self.grant), self.grant.capacity())
+        }
     }
 }
 

@@ -22,9 +22,9 @@ pub mod spsc;
 
 #[cfg(shmring_loom)]
 pub(crate) use flavor::Flavor;
-pub use half::{Receiver, RecvGuard, SendSlot, Sender};
 #[cfg(shmring_loom)]
 pub(crate) use half::heap_site;
+pub use half::{Receiver, RecvGuard, SendSlot, Sender};
 
 use std::ptr::NonNull;
 

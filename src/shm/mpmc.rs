@@ -168,9 +168,8 @@ impl flavor::Flavor for Mpmc {
         let (stamps, data) = split(&parts);
         // SAFETY: forwarded from this function's contract; stamps and slots lie in the body
         // whose geometry `body_len` validated.
-        let mut p = unsafe {
-            Producer::attach(parts.ctrl, stamps, data, parts.capacity, parts.slot_size)?
-        };
+        let mut p =
+            unsafe { Producer::attach(parts.ctrl, stamps, data, parts.capacity, parts.slot_size)? };
         p.set_owner(index as u16);
         Ok(p)
     }
@@ -178,9 +177,8 @@ impl flavor::Flavor for Mpmc {
     unsafe fn consumer(parts: Parts<MpmcControl>, index: usize) -> Result<Consumer> {
         let (stamps, data) = split(&parts);
         // SAFETY: as in `producer`.
-        let mut c = unsafe {
-            Consumer::attach(parts.ctrl, stamps, data, parts.capacity, parts.slot_size)?
-        };
+        let mut c =
+            unsafe { Consumer::attach(parts.ctrl, stamps, data, parts.capacity, parts.slot_size)? };
         c.set_owner(index as u16);
         Ok(c)
     }

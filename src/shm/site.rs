@@ -146,10 +146,10 @@ mod heap {
         pub(crate) fn publish(&self) {
             match self {
                 Site::Segment(s) => s.publish(),
-                Site::Heap(h) => h
-                    .header()
-                    .init
-                    .store(crate::segment::INIT_DONE, std::sync::atomic::Ordering::Release),
+                Site::Heap(h) => h.header().init.store(
+                    crate::segment::INIT_DONE,
+                    std::sync::atomic::Ordering::Release,
+                ),
             }
         }
 

@@ -236,7 +236,10 @@ mod tests {
         assert_eq!(rx.peers(), (1, 1));
         assert!(matches!(
             Receiver::open(&n),
-            Err(Error::InUse { side: "receiver", .. })
+            Err(Error::InUse {
+                side: "receiver",
+                ..
+            })
         ));
         drop(rx);
         assert_eq!(tx.peers(), (1, 0));
