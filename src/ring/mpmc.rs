@@ -68,7 +68,7 @@
 //! through liveness locks instead.
 //!
 //! This module makes no system call and reaches atomics only through [`crate::sync::atomic`],
-//! so the loom models check this very code on heap memory.
+//! so the loom models run it, inside the production channel halves, on heap memory.
 
 use std::ptr::NonNull;
 

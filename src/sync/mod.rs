@@ -3,13 +3,18 @@
 //! # The shim
 //! The ring algorithms in [`crate::ring`] and the wait/wake protocol in [`wait`] name their
 //! atomics through this module only. A normal build gets `std`'s atomics; a build with
-//! `RUSTFLAGS="--cfg shmring_loom"` gets loom's, so the `loom-tests` crate model-checks the very
-//! code that runs in production, not a copy of it. (A cfg set only for a separate test crate
+//! `RUSTFLAGS="--cfg shmring_loom"` gets loom's. The `loom-tests` crate reaches the crate only
+//! through its loom entry module (`crate::loom`, which exists under that cfg alone) and drives
+//! the production channel halves with it: the ring code, the generic half and the wait
+//! protocol that run in production, not a copy. (A cfg set only for a separate test crate
 //! would never reach this crate, hence the crate-prefixed cfg, as tokio and crossbeam do.)
 //!
-//! Under loom the rings live on the heap: loom's atomics are not plain words and cannot be placed
-//! in a shared-memory segment. The production build places the same `#[repr(C)]` control blocks
-//! in the segment, where `std`'s atomics have exactly the layout of the integers they wrap.
+//! Under loom the segment is heap memory with the same layout (`shm::site`): loom's atomics are
+//! not plain words and cannot be shared with another process. What production keeps in ring
+//! memory as plain words accessed atomically (SPSC frame headers, MPMC length words) is kept
+//! under loom as loom atomics in the control block, one per word, so the model checker sees
+//! every control word as the atomic it is. Payload bytes stay plain memory in both builds; the
+//! models check them by value, not as loom cells.
 
 /// The atomics the rings and the wait protocol use: `std`'s, or loom's under `shmring_loom`.
 #[cfg(not(shmring_loom))]
