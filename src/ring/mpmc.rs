@@ -954,7 +954,8 @@ mod tests {
 
     #[test]
     fn threads_exactly_once_in_order_per_producer() {
-        const PER: u64 = 50_000;
+        // Miri interprets every step and explores thread interleavings: fewer messages there.
+        const PER: u64 = if cfg!(miri) { 300 } else { 50_000 };
         let mut h = Heap::new(64, 16);
         let producers: Vec<_> = (0..3).map(|_| h.producer()).collect();
         let consumers: Vec<_> = (0..3).map(|_| h.consumer()).collect();
@@ -1077,7 +1078,9 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        for round in 0..2000 {
+        // Miri interprets every step: fewer rounds there.
+        let rounds = if cfg!(miri) { 200 } else { 2000 };
+        for round in 0..rounds {
             let mut h = Heap::new(8, 24);
             let mut p = h.producer();
             let mut c = h.consumer();
