@@ -82,22 +82,4 @@ mod tests {
         assert_eq!(align_up(64, 64), 64);
         assert_eq!(align_up(65, 4096), 4096);
     }
-
-    #[test]
-    fn word_access_on_heap_memory() {
-        let mut words = vec![0u64; 3];
-        let p = words.as_mut_ptr();
-        // SAFETY: `p.add(1)` is an aligned word of the live vector, used only here.
-        unsafe {
-            store_word(p.add(1), 0x5348_4D46_0000_0005);
-            assert_eq!(load_word(p.add(1)), 0x5348_4D46_0000_0005);
-            assert!(
-                !cas_word(p.add(1), 7, 9),
-                "a CAS from a value not held fails"
-            );
-            assert!(cas_word(p.add(1), 0x5348_4D46_0000_0005, 9));
-            assert_eq!(load_word(p.add(1)), 9);
-        }
-        assert_eq!(words, [0, 9, 0], "only the addressed word changed");
-    }
 }
