@@ -17,6 +17,8 @@
 //! # Modules
 //! * [`spsc`]: the shared-memory SPSC channel.
 //! * [`mpmc`]: the shared-memory MPMC channel (any number of sender and receiver processes).
+//! * [`shm`]: the generic shared-memory channel halves ([`shm::Sender`], [`shm::Receiver`]),
+//!   written once for every ring; `spsc` and `mpmc` name their instantiations.
 //! * [`channel`]: the traits every transport implements.
 //! * [`endpoint`]: URLs naming a channel or transport, and [`listen`] / [`connect`] by URL.
 //! * [`segment`]: what users need of the OS memory: removing a name, passing an anonymous
@@ -58,7 +60,7 @@ pub mod segment;
 pub mod inspect {
     pub use crate::segment::inspect::*;
 }
-mod shm;
+pub mod shm;
 mod sync;
 pub mod transport;
 

@@ -19,6 +19,7 @@ pub const fn align_up(n: usize, align: usize) -> usize {
 /// decodes its own block (`spsc::observe`, `mpmc::observe`), so a monitor never needs to know
 /// the field order. Positions count bytes (SPSC) or messages (MPMC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(shmring_loom, allow(dead_code))]
 pub struct RingView {
     /// Where consumers read next.
     pub head: u64,
@@ -38,6 +39,7 @@ pub struct RingView {
     pub receivers: Option<u32>,
 }
 
+#[cfg_attr(shmring_loom, allow(dead_code))]
 impl RingView {
     /// True if the positions are consistent with the capacity (`head <= tail <= head + cap`).
     pub fn consistent(&self) -> bool {

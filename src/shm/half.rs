@@ -1,4 +1,7 @@
-//! The generic channel halves: [`Sender`] and [`Receiver`] over any [`Flavor`].
+//! The generic channel halves: [`Sender`] and [`Receiver`] over any ring flavor.
+
+// `Site` is `Segment` itself outside the loom build, where `Segment -> Site` is the identity.
+#![cfg_attr(not(shmring_loom), allow(clippy::useless_conversion))]
 
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut, Range};
@@ -170,7 +173,6 @@ fn create<R: Flavor>(name: Option<&str>, cfg: &Config) -> Result<Site> {
         Some(name) => Segment::create(name, &id, cfg.mode)?,
         None => Segment::create_anonymous(R::KIND.as_str(), &id)?,
     };
-    #[allow(clippy::useless_conversion)] // `Site` is `Segment` outside the loom build
     let mut site = Site::from(seg);
     site.set_unlink_on_drop(!cfg.persist);
     init::<R>(&site, cfg, &layout, capacity, slot_size)?;
