@@ -432,6 +432,17 @@ impl Producer {
         self.publish(off, (u64::from(FRAME_TAG) << 32) | len as u64, size);
     }
 
+    /// Gives a reservation up: nothing was published, so nothing needs undoing (a wrap marker
+    /// published on the way stays valid); the room is reserved again by the next call.
+    pub fn abandon(&mut self, grant: Grant) {
+        let _ = grant;
+    }
+
+    /// Always false: one producer, so there is nobody to pass a wake on to.
+    pub fn room(&self) -> bool {
+        false
+    }
+
     /// Closes the producing end: the consumer drains what was committed, then sees
     /// `Disconnected`.
     pub fn close(&self) {
@@ -581,6 +592,11 @@ impl Consumer {
         // Release: pairs with the Acquire load of `head` in `Producer::has_room`: we are done
         // reading the frame before the producer may overwrite it.
         self.ring.ctrl().head.store(self.head, Ordering::Release);
+    }
+
+    /// Always false: one consumer, so there is nobody to pass a wake on to.
+    pub fn more(&self) -> bool {
+        false
     }
 
     /// Closes the consuming end: the producer's next reservation fails with `Disconnected`.

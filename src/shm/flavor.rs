@@ -179,3 +179,70 @@ pub trait ConsumerEnd: End {
     /// A hint: is another message ready now?
     fn more(&self) -> bool;
 }
+
+/// Implements [`Grant`], [`Frame`], [`ProducerEnd`] and [`ConsumerEnd`] for a ring module's
+/// types by forwarding to their inherent methods of the same names, so each flavor file states
+/// only what differs: its wake rules. (`End` differs in substance, so each flavor writes it.)
+macro_rules! forward_ends {
+    ($ring:ident, wake_on_full_or_empty = $wake:expr, pass_on = $pass:expr) => {
+        impl $crate::shm::flavor::Grant for $ring::Grant {
+            #[inline]
+            fn capacity(&self) -> usize {
+                $ring::Grant::capacity(self)
+            }
+        }
+
+        impl $crate::shm::flavor::Frame for $ring::Frame {
+            #[inline]
+            fn len(&self) -> usize {
+                $ring::Frame::len(self)
+            }
+        }
+
+        impl $crate::shm::flavor::ProducerEnd for $ring::Producer {
+            type Grant = $ring::Grant;
+            const WAKE_ON_FULL: bool = $wake;
+            const PASS_ON: bool = $pass;
+            #[inline]
+            fn try_reserve(&mut self, len: usize) -> Result<$ring::Grant> {
+                $ring::Producer::try_reserve(self, len)
+            }
+            #[inline]
+            fn payload(&self, grant: &$ring::Grant) -> *mut u8 {
+                $ring::Producer::payload(self, grant)
+            }
+            #[inline]
+            fn commit(&mut self, grant: $ring::Grant, len: usize) {
+                $ring::Producer::commit(self, grant, len)
+            }
+            fn abandon(&mut self, grant: $ring::Grant) {
+                $ring::Producer::abandon(self, grant)
+            }
+            fn room(&self) -> bool {
+                $ring::Producer::room(self)
+            }
+        }
+
+        impl $crate::shm::flavor::ConsumerEnd for $ring::Consumer {
+            type Frame = $ring::Frame;
+            const WAKE_ON_EMPTY: bool = $wake;
+            const PASS_ON: bool = $pass;
+            #[inline]
+            fn try_peek(&mut self) -> Result<$ring::Frame> {
+                $ring::Consumer::try_peek(self)
+            }
+            #[inline]
+            fn payload(&self, frame: &$ring::Frame) -> *const u8 {
+                $ring::Consumer::payload(self, frame)
+            }
+            #[inline]
+            fn release(&mut self, frame: $ring::Frame) {
+                $ring::Consumer::release(self, frame)
+            }
+            fn more(&self) -> bool {
+                $ring::Consumer::more(self)
+            }
+        }
+    };
+}
+pub(crate) use forward_ends;

@@ -184,19 +184,7 @@ impl flavor::Flavor for Mpmc {
     }
 }
 
-impl flavor::Grant for ring::Grant {
-    #[inline]
-    fn capacity(&self) -> usize {
-        ring::Grant::capacity(self)
-    }
-}
-
-impl flavor::Frame for ring::Frame {
-    #[inline]
-    fn len(&self) -> usize {
-        ring::Frame::len(self)
-    }
-}
+flavor::forward_ends!(ring, wake_on_full_or_empty = false, pass_on = true);
 
 /// Frees the slot a dead holder blocks us with (`ring::mpmc` docs, "a dead claimer's slot can
 /// be recovered"), if `alive` says its owner is dead.
@@ -245,53 +233,6 @@ impl flavor::End for Consumer {
         w.clear_owned_by(self.owner())
     }
     fn close(&mut self) {}
-}
-
-impl flavor::ProducerEnd for Producer {
-    type Grant = ring::Grant;
-    const WAKE_ON_FULL: bool = false;
-    const PASS_ON: bool = true;
-
-    #[inline]
-    fn try_reserve(&mut self, len: usize) -> Result<ring::Grant> {
-        Producer::try_reserve(self, len)
-    }
-    #[inline]
-    fn payload(&self, grant: &ring::Grant) -> *mut u8 {
-        Producer::payload(self, grant)
-    }
-    #[inline]
-    fn commit(&mut self, grant: ring::Grant, len: usize) {
-        Producer::commit(self, grant, len)
-    }
-    fn abandon(&mut self, grant: ring::Grant) {
-        Producer::abandon(self, grant)
-    }
-    fn room(&self) -> bool {
-        Producer::room(self)
-    }
-}
-
-impl flavor::ConsumerEnd for Consumer {
-    type Frame = ring::Frame;
-    const WAKE_ON_EMPTY: bool = false;
-    const PASS_ON: bool = true;
-
-    #[inline]
-    fn try_peek(&mut self) -> Result<ring::Frame> {
-        Consumer::try_peek(self)
-    }
-    #[inline]
-    fn payload(&self, frame: &ring::Frame) -> *const u8 {
-        Consumer::payload(self, frame)
-    }
-    #[inline]
-    fn release(&mut self, frame: ring::Frame) {
-        Consumer::release(self, frame)
-    }
-    fn more(&self) -> bool {
-        Consumer::more(self)
-    }
 }
 
 #[cfg(all(test, not(shmring_loom)))]

@@ -127,20 +127,6 @@ impl flavor::Flavor for Spsc {
     }
 }
 
-impl flavor::Grant for ring::Grant {
-    #[inline]
-    fn capacity(&self) -> usize {
-        ring::Grant::capacity(self)
-    }
-}
-
-impl flavor::Frame for ring::Frame {
-    #[inline]
-    fn len(&self) -> usize {
-        ring::Frame::len(self)
-    }
-}
-
 /// Nothing to recover: a dead SPSC peer holds nothing the survivor needs back.
 macro_rules! no_recovery {
     () => {
@@ -162,59 +148,14 @@ macro_rules! no_recovery {
     };
 }
 
+flavor::forward_ends!(ring, wake_on_full_or_empty = true, pass_on = false);
+
 impl flavor::End for Producer {
     no_recovery!();
 }
 
 impl flavor::End for Consumer {
     no_recovery!();
-}
-
-impl flavor::ProducerEnd for Producer {
-    type Grant = ring::Grant;
-    const WAKE_ON_FULL: bool = true;
-    const PASS_ON: bool = false;
-
-    #[inline]
-    fn try_reserve(&mut self, len: usize) -> Result<ring::Grant> {
-        Producer::try_reserve(self, len)
-    }
-    #[inline]
-    fn payload(&self, grant: &ring::Grant) -> *mut u8 {
-        Producer::payload(self, grant)
-    }
-    #[inline]
-    fn commit(&mut self, grant: ring::Grant, len: usize) {
-        Producer::commit(self, grant, len)
-    }
-    fn abandon(&mut self, _: ring::Grant) {
-        // Nothing was published: the room is simply reserved again by the next call.
-    }
-    fn room(&self) -> bool {
-        false
-    }
-}
-
-impl flavor::ConsumerEnd for Consumer {
-    type Frame = ring::Frame;
-    const WAKE_ON_EMPTY: bool = true;
-    const PASS_ON: bool = false;
-
-    #[inline]
-    fn try_peek(&mut self) -> Result<ring::Frame> {
-        Consumer::try_peek(self)
-    }
-    #[inline]
-    fn payload(&self, frame: &ring::Frame) -> *const u8 {
-        Consumer::payload(self, frame)
-    }
-    #[inline]
-    fn release(&mut self, frame: ring::Frame) {
-        Consumer::release(self, frame)
-    }
-    fn more(&self) -> bool {
-        false
-    }
 }
 
 #[cfg(all(test, not(shmring_loom)))]
