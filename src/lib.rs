@@ -54,12 +54,8 @@ pub mod loom;
 mod ring;
 pub mod segment;
 
-/// Read-only inspection of the segments in `/dev/shm`, for monitoring (what `shmring ls` and
-/// `shmring inspect` show). Nothing here writes to a segment, maps one, or waits.
 #[cfg(not(shmring_loom))]
-pub mod inspect {
-    pub use crate::segment::inspect::*;
-}
+pub mod inspect;
 pub mod shm;
 mod sync;
 pub mod transport;

@@ -35,6 +35,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("transport", 4),
     // URL parsing and listen/connect, above every channel kind.
     ("endpoint", 5),
+    // Read-only inspection for the CLI and monitoring; its tests make real channels.
+    ("inspect", 5),
     // The hidden entry module for fuzz targets, which may reach anything.
     ("fuzzing", 6),
     // The loom models' way in (only under --cfg shmring_loom).

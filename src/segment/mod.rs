@@ -15,8 +15,6 @@
 
 pub mod fd_passing;
 mod header;
-#[cfg(not(shmring_loom))]
-pub(crate) mod inspect;
 mod name;
 
 use std::fs::File;

@@ -17,7 +17,7 @@
 //! # What the ring says
 //! The ring's occupancy is decoded by the ring itself ([`crate::ring::spsc::observe`],
 //! [`crate::ring::mpmc::observe`]) from the bytes at the offset where the channel places the
-//! control block ([`super::CONTROL_OFFSET`]), so this module knows neither field order nor
+//! control block (`segment::CONTROL_OFFSET`), so this module knows neither field order nor
 //! padding.
 
 use std::fs::{File, OpenOptions};
@@ -26,13 +26,15 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
-pub use super::header::{HeaderSnapshot, RingKind};
 pub use crate::ring::layout::RingView;
+pub use crate::segment::{HeaderSnapshot, RingKind};
 
-use super::header::{Header, HEADER_LEN, INIT_DONE, MAGIC, VERSION};
-use super::{normalize_name, side_locked, Segment, CONTROL_OFFSET};
 use crate::error::{Error, Result};
 use crate::ring::{mpmc, spsc};
+use crate::segment::{
+    normalize_name, side_locked, Header, Segment, CONTROL_OFFSET, HEADER_LEN, INIT_DONE, MAGIC,
+    RECEIVER, SENDER, VERSION,
+};
 
 /// Where POSIX shared memory lives on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -281,8 +283,8 @@ pub fn inspect(name: &str) -> Result<Option<SegmentInfo>> {
         }
     }
     for (role, side, count, first) in [
-        ("sender", super::SENDER, senders, 0usize),
-        ("receiver", super::RECEIVER, receivers, senders),
+        ("sender", SENDER, senders, 0usize),
+        ("receiver", RECEIVER, receivers, senders),
     ] {
         if count > MAX_LISTED {
             info.problems.push(format!(
