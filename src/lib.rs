@@ -21,6 +21,7 @@
 //! * [`segment`]: the OS memory (shm_open, header, liveness locks).
 //! * [`ring`]: the lock-free algorithms, free of system calls.
 //! * [`sync`]: the atomics shim, the futex and the wait strategies.
+//! * [`trust`]: who may attach (owners of named objects, credentials of socket peers).
 //! * [`transport`]: the fallback transports (pipe, FIFO, Unix sockets, POSIX and System V
 //!   message queues, TCP), reached by URL through [`listen`] and [`connect`].
 //!
@@ -44,6 +45,7 @@ pub mod segment;
 mod shm;
 pub mod sync;
 pub mod transport;
+pub mod trust;
 
 pub use channel::{connect, listen};
 pub use config::Config;
@@ -51,3 +53,4 @@ pub use error::{Error, Result};
 pub use shm::mpmc;
 pub use shm::spsc;
 pub use sync::Wait;
+pub use trust::{PeerCredentials, Trust};

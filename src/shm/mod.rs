@@ -112,7 +112,7 @@ fn attach_segment(
 ) -> Result<Attached> {
     let (seg, created) = match how {
         Attach::Create => (create(name, cfg)?, true),
-        Attach::Open => (Segment::open(name, cfg.open_timeout)?, false),
+        Attach::Open => (Segment::open(name, cfg.open_timeout, &cfg.trust())?, false),
         Attach::CreateOrOpen => {
             let mut tries = 0;
             loop {
@@ -121,7 +121,7 @@ fn attach_segment(
                     Err(e) if e.io_kind() == Some(std::io::ErrorKind::AlreadyExists) => {}
                     Err(e) => return Err(e),
                 }
-                match Segment::open(name, cfg.open_timeout) {
+                match Segment::open(name, cfg.open_timeout, &cfg.trust()) {
                     Ok(seg) => break (seg, false),
                     // Its creator removed it between our two calls: try again, a few times.
                     Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) && tries < 8 => {
