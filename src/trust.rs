@@ -61,6 +61,8 @@ pub enum FileKind {
     Regular,
     /// A named pipe.
     Fifo,
+    /// A Unix socket file.
+    Socket,
 }
 
 impl FileKind {
@@ -68,12 +70,14 @@ impl FileKind {
         match self {
             FileKind::Regular => libc::S_IFREG,
             FileKind::Fifo => libc::S_IFIFO,
+            FileKind::Socket => libc::S_IFSOCK,
         }
     }
     fn as_str(self) -> &'static str {
         match self {
             FileKind::Regular => "a regular file",
             FileKind::Fifo => "a FIFO",
+            FileKind::Socket => "a socket",
         }
     }
 }
@@ -224,7 +228,12 @@ impl Trust {
     }
 
     /// [`check_file`](Self::check_file) on `fstat` of `fd`.
-    pub fn check_fd(&self, object: &str, kind: FileKind, fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+    pub fn check_fd(
+        &self,
+        object: &str,
+        kind: FileKind,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<()> {
         use std::os::fd::AsRawFd;
         let st = nix::sys::stat::fstat(fd.as_raw_fd())
             .map_err(|e| Error::io(format!("fstat {object}"), e))?;
@@ -266,7 +275,10 @@ impl Trust {
 }
 
 /// The credentials the kernel recorded for the peer of a connected Unix socket (`SO_PEERCRED`).
-pub(crate) fn peer_credentials(fd: std::os::fd::BorrowedFd<'_>, what: &str) -> Result<PeerCredentials> {
+pub(crate) fn peer_credentials(
+    fd: std::os::fd::BorrowedFd<'_>,
+    what: &str,
+) -> Result<PeerCredentials> {
     let cred = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::PeerCredentials)
         .map_err(|e| Error::io(format!("getsockopt(SO_PEERCRED) on {what}"), e))?;
     Ok(PeerCredentials {
@@ -304,10 +316,18 @@ mod tests {
     #[test]
     fn own_private_file_is_trusted() {
         let t = Trust::default();
-        t.check_file("x", FileKind::Regular, &stat(me(), 0, libc::S_IFREG | 0o600))
-            .unwrap();
-        t.check_file("x", FileKind::Regular, &stat(me(), 0, libc::S_IFREG | 0o644))
-            .unwrap();
+        t.check_file(
+            "x",
+            FileKind::Regular,
+            &stat(me(), 0, libc::S_IFREG | 0o600),
+        )
+        .unwrap();
+        t.check_file(
+            "x",
+            FileKind::Regular,
+            &stat(me(), 0, libc::S_IFREG | 0o644),
+        )
+        .unwrap();
         t.check_file("x", FileKind::Fifo, &stat(me(), 0, libc::S_IFIFO | 0o600))
             .unwrap();
     }
@@ -315,9 +335,17 @@ mod tests {
     #[test]
     fn wrong_type_is_refused() {
         let e = Trust::default()
-            .check_file("x", FileKind::Regular, &stat(me(), 0, libc::S_IFIFO | 0o600))
+            .check_file(
+                "x",
+                FileKind::Regular,
+                &stat(me(), 0, libc::S_IFIFO | 0o600),
+            )
             .unwrap_err();
-        assert!(e.to_string().contains("a FIFO, not a regular file"), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("it is a FIFO") && msg.contains("not a regular file"),
+            "{msg}"
+        );
         let e = Trust::default()
             .check_file("x", FileKind::Fifo, &stat(me(), 0, libc::S_IFREG | 0o600))
             .unwrap_err();
@@ -333,7 +361,10 @@ mod tests {
             .unwrap_err();
         match &e {
             Error::Untrusted {
-                owner, mode, object, ..
+                owner,
+                mode,
+                object,
+                ..
             } => {
                 assert_eq!(*owner, s);
                 assert_eq!(*mode, Some(0o600));
@@ -404,7 +435,13 @@ mod tests {
         let e = Trust::default().check_peer("s", &p).unwrap_err();
         assert!(matches!(e, Error::Untrusted { mode: None, .. }));
         assert!(e.to_string().contains(&format!("allow_uid({})", p.uid)));
-        Trust::default().allow_uid(p.uid).check_peer("s", &p).unwrap();
-        Trust::default().allow_gid(4242).check_peer("s", &p).unwrap();
+        Trust::default()
+            .allow_uid(p.uid)
+            .check_peer("s", &p)
+            .unwrap();
+        Trust::default()
+            .allow_gid(4242)
+            .check_peer("s", &p)
+            .unwrap();
     }
 }
