@@ -32,6 +32,11 @@
 //! an access outside the mapping. Payload seen through a zero-copy guard is only as stable as
 //! the peer is honest; [`spsc::Receiver::recv_into`] copies it out once and is the path for
 //! peers you do not trust.
+//!
+//! Who may be a peer at all is checked when a channel is opened: a segment, FIFO or queue opened
+//! by name must belong to this process's effective uid, and a Unix-socket peer must run as it,
+//! unless [`Config::allow_uid`] / [`Config::allow_gid`] (or `allow_uid=` in a URL) say otherwise;
+//! see [`trust`] and the README's security model.
 #![warn(missing_docs)]
 
 pub mod channel;
