@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::ring::mpmc::MAX_PEERS;
 use crate::sync::Wait;
+use crate::trust::Trust;
 
 /// How a segment is created and how its handles behave.
 ///
@@ -31,6 +32,8 @@ pub struct Config {
     pub(crate) persist: bool,
     pub(crate) open_timeout: Duration,
     pub(crate) liveness_interval: Duration,
+    /// Uids and groups trusted besides this process's effective uid.
+    pub(crate) trust: Trust,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Default for Config {
             persist: false,
             open_timeout: Duration::from_secs(1),
             liveness_interval: Duration::from_millis(10),
+            trust: Trust::default(),
         }
     }
 }
@@ -84,7 +88,9 @@ impl Config {
         self
     }
 
-    /// Permission bits of the segment file (0600 by default: only this user).
+    /// Permission bits of the segment file (0600 by default: only this user). Opening accepts
+    /// the group and other write bits given here: a channel configured 0666 opens a segment of
+    /// mode 0666, which the default refuses (see [`crate::trust`]).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
         self
@@ -109,6 +115,33 @@ impl Config {
     pub fn liveness_interval(mut self, interval: Duration) -> Self {
         self.liveness_interval = interval.max(Duration::from_micros(100));
         self
+    }
+
+    /// Also opens segments owned by `uid`. By default a segment must be owned by this
+    /// process's effective uid: another user could have made it first, to read or change
+    /// everything sent through it ([`Error::Untrusted`](crate::Error::Untrusted)).
+    ///
+    /// ```
+    /// let cfg = shmring::Config::default().allow_uid(1000).allow_gid(100);
+    /// assert_eq!(cfg.trust().allowed_uids(), &[1000]);
+    /// ```
+    pub fn allow_uid(mut self, uid: u32) -> Self {
+        self.trust = self.trust.allow_uid(uid);
+        self
+    }
+
+    /// Also opens segments whose group is `gid`, whoever owns them and even if group-writable:
+    /// the group-shared segment (`mode(0o660)`, made by any member of the group). Trusting a
+    /// group trusts each of its members.
+    pub fn allow_gid(mut self, gid: u32) -> Self {
+        self.trust = self.trust.allow_gid(gid);
+        self
+    }
+
+    /// What opening a segment with this config trusts: this process's effective uid, the
+    /// allowed uids and groups, and the group/other write bits of [`mode`](Self::mode).
+    pub fn trust(&self) -> Trust {
+        self.trust.clone().allow_writable(self.mode)
     }
 
     /// The ring data bytes an SPSC segment made with this config gets.

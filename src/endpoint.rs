@@ -10,14 +10,18 @@
 //!
 //! | URL | transport | options |
 //! |-----|-----------|---------|
-//! | `shm://name?ring=spsc&capacity=1MiB&wait=futex` | [`crate::spsc`] or [`crate::mpmc`] ring | `ring` (`spsc`, `mpmc`), `capacity`, `slot`, `wait` (`spin`, `futex`, `semaphore`) |
+//! | `shm://name?ring=spsc&capacity=1MiB&wait=futex` | [`crate::spsc`] or [`crate::mpmc`] ring | `ring` (`spsc`, `mpmc`), `capacity`, `slot`, `wait` (`spin`, `futex`, `semaphore`); `allow_uid`, `allow_gid` |
 //! | `pipe:` or `pipe:FD` | [`crate::transport::pipe`] (inherited descriptor; `pipe:` = stdin / stdout) | `max` |
-//! | `fifo:///path` | [`crate::transport::fifo`] | `max` |
-//! | `unix:///path`, `unix://@abstract` | [`crate::transport::unix`] stream | `max` |
-//! | `unix-seqpacket://…`, `unix-dgram://…` | [`crate::transport::unix`] packets | `max` |
-//! | `mq://name` | [`crate::transport::posix_mq`] | `msgsize`, `maxmsg` |
-//! | `sysv://0x1234` | [`crate::transport::sysv_mq`] | none |
-//! | `tcp://host:port`, `tcp://[::1]:port` | [`crate::transport::tcp`] | `max` |
+//! | `fifo:///path` | [`crate::transport::fifo`] | `max`; `allow_uid`, `allow_gid` |
+//! | `unix:///path`, `unix://@abstract` | [`crate::transport::unix`] stream | `max`; `allow_uid`, `allow_gid` |
+//! | `unix-seqpacket://…`, `unix-dgram://…` | [`crate::transport::unix`] packets | `max`; `allow_uid`, `allow_gid` |
+//! | `mq://name` | [`crate::transport::posix_mq`] | `msgsize`, `maxmsg`; `allow_uid`, `allow_gid` |
+//! | `sysv://0x1234` | [`crate::transport::sysv_mq`] | `allow_uid`, `allow_gid` |
+//! | `tcp://host:port`, `tcp://[::1]:port` | [`crate::transport::tcp`] (no credentials: bind loopback) | `max` |
+//!
+//! `allow_uid=1000,1001` and `allow_gid=100` trust those uids and groups besides this process's
+//! effective uid: by default an object opened by name must be owned by this uid and writable by
+//! nobody else, and a Unix-socket peer must run as this uid ([`crate::trust`]).
 //!
 //! Sizes take binary suffixes: `64KiB`, `1MiB` (also `k`, `M`, `G`, `KB`…: all powers of 1024).
 //! Option keys and values are percent-decoded (`%3D` is `=`, `%26` is `&`; `+` stays `+`).
@@ -72,6 +76,7 @@ use crate::sync::Wait;
 use crate::transport::posix_mq::MqOptions;
 use crate::transport::unix::{UnixAddress, UnixKind};
 use crate::transport::{DEFAULT_PACKET_MAX, DEFAULT_STREAM_MAX};
+use crate::trust::Trust;
 
 /// Which shared-memory ring an `shm://` endpoint names (`ring=spsc` or `ring=mpmc`).
 ///
@@ -89,6 +94,7 @@ pub use crate::segment::RingKind;
 ///     kind: UnixKind::Seqpacket,
 ///     addr: UnixAddress::Abstract("orders".into()),
 ///     max: 4096,
+///     trust: shmring::Trust::default(),
 /// });
 /// let err = Endpoint::parse("tcp://localhost").unwrap_err();
 /// assert!(err.to_string().contains("port"));
@@ -119,6 +125,8 @@ pub enum Endpoint {
         path: PathBuf,
         /// The largest message.
         max: usize,
+        /// Who else may own the FIFO (`allow_uid=`, `allow_gid=`).
+        trust: Trust,
     },
     /// `unix://…`, `unix-seqpacket://…`, `unix-dgram://…`: a Unix domain socket.
     Unix {
@@ -128,6 +136,8 @@ pub enum Endpoint {
         addr: UnixAddress,
         /// The largest message.
         max: usize,
+        /// Which peers besides this uid are accepted (`allow_uid=`, `allow_gid=`).
+        trust: Trust,
     },
     /// `mq://name`: a POSIX message queue.
     PosixMq {
@@ -135,11 +145,15 @@ pub enum Endpoint {
         name: String,
         /// Message size and depth.
         options: MqOptions,
+        /// Who else may own the queue (`allow_uid=`, `allow_gid=`).
+        trust: Trust,
     },
     /// `sysv://KEY`: a System V message queue.
     SysvMq {
         /// The IPC key (never 0, `IPC_PRIVATE`).
         key: i32,
+        /// Who else may own the queue (`allow_uid=`, `allow_gid=`).
+        trust: Trust,
     },
     /// `tcp://host:port`.
     Tcp {
@@ -268,6 +282,55 @@ impl<'a> Query<'a> {
     }
 }
 
+// ---- Who may attach: the `allow_uid=` / `allow_gid=` URL options (issue 14). -----------------
+// Kept in one place so that it moves as a block with the URL parser.
+
+/// The URL options that widen who is trusted, accepted by every scheme that opens a named
+/// object or a Unix socket (not `pipe:`, which is inherited, nor `tcp://`, which has no
+/// credentials).
+const TRUST_KEYS: [&str; 2] = ["allow_uid", "allow_gid"];
+
+/// `allow_uid=1000[,1001…]` and `allow_gid=100[,…]`: uids and groups trusted besides this
+/// process's effective uid (see [`crate::trust`]).
+fn parse_trust(q: &Query<'_>) -> Result<Trust> {
+    let mut trust = Trust::default();
+    for key in TRUST_KEYS {
+        let Some(list) = q.get(key) else { continue };
+        for id in list.split(',') {
+            let id: u32 = id.parse().map_err(|_| {
+                bad(
+                    q.url,
+                    format!("{key}={list}: {id:?} is not a numeric id (use `id -u NAME`)"),
+                )
+            })?;
+            trust = if key == "allow_uid" {
+                trust.allow_uid(id)
+            } else {
+                trust.allow_gid(id)
+            };
+        }
+    }
+    Ok(trust)
+}
+
+/// `known` with the trust options added.
+fn with_trust_keys(known: &[&'static str]) -> Vec<&'static str> {
+    known.iter().copied().chain(TRUST_KEYS).collect()
+}
+
+/// A shared-memory config trusting what the URL allows.
+fn config_trusting(mut config: Config, trust: &Trust) -> Config {
+    for &u in trust.allowed_uids() {
+        config = config.allow_uid(u);
+    }
+    for &g in trust.allowed_gids() {
+        config = config.allow_gid(g);
+    }
+    config
+}
+
+// ---- end of the trust options -------------------------------------------------------------
+
 impl Endpoint {
     /// Parses an endpoint URL. Errors are [`Error::InvalidUrl`], naming the URL and what is
     /// wrong with it.
@@ -297,7 +360,12 @@ impl Endpoint {
             "shm" => {
                 let name = authority("name")?;
                 crate::segment::normalize_name(name).map_err(|e| bad(url, e.to_string()))?;
-                let q = Query::parse(url, query, &["ring", "capacity", "slot", "wait"], scheme)?;
+                let q = Query::parse(
+                    url,
+                    query,
+                    &with_trust_keys(&["ring", "capacity", "slot", "wait"]),
+                    scheme,
+                )?;
                 let ring = match q.get("ring") {
                     None | Some("spsc") => RingKind::Spsc,
                     Some("mpmc") => RingKind::Mpmc,
@@ -325,7 +393,7 @@ impl Endpoint {
                 Endpoint::Shm {
                     name: name.to_owned(),
                     ring,
-                    config,
+                    config: config_trusting(config, &parse_trust(&q)?),
                 }
             }
             "pipe" => {
@@ -351,10 +419,11 @@ impl Endpoint {
             }
             "fifo" => {
                 let path = authority("path")?;
-                let q = Query::parse(url, query, &["max"], scheme)?;
+                let q = Query::parse(url, query, &with_trust_keys(&["max"]), scheme)?;
                 Endpoint::Fifo {
                     path: PathBuf::from(path),
                     max: q.max(DEFAULT_STREAM_MAX, stream_max)?,
+                    trust: parse_trust(&q)?,
                 }
             }
             "unix" | "unix-seqpacket" | "unix-dgram" => {
@@ -367,7 +436,7 @@ impl Endpoint {
                 if addr == "@" {
                     return Err(bad(url, "the abstract name after '@' is empty"));
                 }
-                let q = Query::parse(url, query, &["max"], scheme)?;
+                let q = Query::parse(url, query, &with_trust_keys(&["max"]), scheme)?;
                 let max = match kind {
                     UnixKind::Stream => q.max(DEFAULT_STREAM_MAX, stream_max)?,
                     _ => q.max(DEFAULT_PACKET_MAX, packet_max)?,
@@ -376,12 +445,13 @@ impl Endpoint {
                     kind,
                     addr: UnixAddress::parse(addr),
                     max,
+                    trust: parse_trust(&q)?,
                 }
             }
             "mq" => {
                 let name = authority("queue name")?;
                 crate::segment::normalize_name(name).map_err(|e| bad(url, e.to_string()))?;
-                let q = Query::parse(url, query, &["msgsize", "maxmsg"], scheme)?;
+                let q = Query::parse(url, query, &with_trust_keys(&["msgsize", "maxmsg"]), scheme)?;
                 let opt = |k| -> Result<Option<usize>> {
                     Ok(q.size(k)?.map(|v| v.min(usize::MAX as u64) as usize))
                 };
@@ -391,11 +461,12 @@ impl Endpoint {
                         msgsize: opt("msgsize")?,
                         maxmsg: opt("maxmsg")?,
                     },
+                    trust: parse_trust(&q)?,
                 }
             }
             "sysv" => {
                 let k = authority("key")?;
-                Query::parse(url, query, &[], scheme)?;
+                let q = Query::parse(url, query, &with_trust_keys(&[]), scheme)?;
                 let parsed = match k.strip_prefix("0x").or_else(|| k.strip_prefix("0X")) {
                     Some(hex) => u32::from_str_radix(hex, 16).ok(),
                     None => k.parse::<u32>().ok(),
@@ -408,7 +479,10 @@ impl Endpoint {
                         "key 0 is IPC_PRIVATE, which no other process can open",
                     ));
                 }
-                Endpoint::SysvMq { key: key as i32 }
+                Endpoint::SysvMq {
+                    key: key as i32,
+                    trust: parse_trust(&q)?,
+                }
             }
             "tcp" => {
                 let addr = authority("host:port")?;
@@ -485,14 +559,22 @@ impl Endpoint {
                 fd.unwrap_or(libc::STDIN_FILENO),
                 *max,
             )?),
-            Endpoint::Fifo { path, max } => Box::new(fifo::FifoReceiver::create(path, *max)?),
-            Endpoint::Unix { kind, addr, max } => {
-                Box::new(unix::UnixReceiver::bind(*kind, addr.clone(), *max)?)
-            }
-            Endpoint::PosixMq { name, options } => {
+            Endpoint::Fifo { path, max, .. } => Box::new(fifo::FifoReceiver::create(path, *max)?),
+            Endpoint::Unix {
+                kind,
+                addr,
+                max,
+                trust,
+            } => Box::new(unix::UnixReceiver::bind_with(
+                *kind,
+                addr.clone(),
+                *max,
+                trust,
+            )?),
+            Endpoint::PosixMq { name, options, .. } => {
                 Box::new(posix_mq::MqReceiver::create(name, *options)?)
             }
-            Endpoint::SysvMq { key } => Box::new(sysv_mq::SysvReceiver::create(*key)?),
+            Endpoint::SysvMq { key, .. } => Box::new(sysv_mq::SysvReceiver::create(*key)?),
             Endpoint::Tcp { addr, max } => Box::new(tcp::TcpReceiver::bind(addr, *max)?),
         })
     }
@@ -516,12 +598,26 @@ impl Endpoint {
                 fd.unwrap_or(libc::STDOUT_FILENO),
                 *max,
             )?),
-            Endpoint::Fifo { path, max } => Box::new(fifo::FifoSender::open(path, *max)?),
-            Endpoint::Unix { kind, addr, max } => {
-                Box::new(unix::UnixSender::connect(*kind, addr.clone(), *max)?)
+            Endpoint::Fifo { path, max, trust } => {
+                Box::new(fifo::FifoSender::open_with(path, *max, trust)?)
             }
-            Endpoint::PosixMq { name, .. } => Box::new(posix_mq::MqSender::open(name)?),
-            Endpoint::SysvMq { key } => Box::new(sysv_mq::SysvSender::open(*key)?),
+            Endpoint::Unix {
+                kind,
+                addr,
+                max,
+                trust,
+            } => Box::new(unix::UnixSender::connect_with(
+                *kind,
+                addr.clone(),
+                *max,
+                trust,
+            )?),
+            Endpoint::PosixMq { name, trust, .. } => {
+                Box::new(posix_mq::MqSender::open_with(name, trust)?)
+            }
+            Endpoint::SysvMq { key, trust } => {
+                Box::new(sysv_mq::SysvSender::open_with(*key, trust)?)
+            }
             Endpoint::Tcp { addr, max } => Box::new(tcp::TcpSender::connect(addr, *max)?),
         })
     }
@@ -613,7 +709,8 @@ mod tests {
             Endpoint::parse("fifo:///tmp/orders").unwrap(),
             Endpoint::Fifo {
                 path: "/tmp/orders".into(),
-                max: DEFAULT_STREAM_MAX
+                max: DEFAULT_STREAM_MAX,
+                trust: Trust::default(),
             }
         );
         assert_eq!(
@@ -621,7 +718,8 @@ mod tests {
             Endpoint::Unix {
                 kind: UnixKind::Stream,
                 addr: UnixAddress::Path("/run/orders.sock".into()),
-                max: DEFAULT_STREAM_MAX
+                max: DEFAULT_STREAM_MAX,
+                trust: Trust::default(),
             }
         );
         assert_eq!(
@@ -629,7 +727,8 @@ mod tests {
             Endpoint::Unix {
                 kind: UnixKind::Datagram,
                 addr: UnixAddress::Abstract("x".into()),
-                max: DEFAULT_PACKET_MAX
+                max: DEFAULT_PACKET_MAX,
+                trust: Trust::default(),
             }
         );
         assert_eq!(
@@ -639,16 +738,23 @@ mod tests {
                 options: MqOptions {
                     msgsize: Some(4096),
                     maxmsg: None
-                }
+                },
+                trust: Trust::default(),
             }
         );
         assert_eq!(
             Endpoint::parse("sysv://0x1234").unwrap(),
-            Endpoint::SysvMq { key: 0x1234 }
+            Endpoint::SysvMq {
+                key: 0x1234,
+                trust: Trust::default()
+            }
         );
         assert_eq!(
             Endpoint::parse("sysv://4660").unwrap(),
-            Endpoint::SysvMq { key: 0x1234 }
+            Endpoint::SysvMq {
+                key: 0x1234,
+                trust: Trust::default()
+            }
         );
         assert_eq!(
             Endpoint::parse("tcp://127.0.0.1:7000").unwrap(),
@@ -741,7 +847,8 @@ mod tests {
             Endpoint::parse("fifo:///tmp/a%20b").unwrap(),
             Endpoint::Fifo {
                 path: "/tmp/a%20b".into(),
-                max: DEFAULT_STREAM_MAX
+                max: DEFAULT_STREAM_MAX,
+                trust: Trust::default(),
             }
         );
     }
@@ -789,6 +896,36 @@ mod tests {
             UnixAddress::Abstract("with space".into())
         );
         assert_eq!(addr("unix://@a/b"), UnixAddress::Abstract("a/b".into()));
+    }
+
+    #[test]
+    fn trust_options_by_url() {
+        match Endpoint::parse("shm://o?allow_uid=1000,1001&allow_gid=100").unwrap() {
+            Endpoint::Shm { config, .. } => {
+                assert_eq!(config.trust().allowed_uids(), &[1000, 1001]);
+                assert_eq!(config.trust().allowed_gids(), &[100]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let want = Trust::default().allow_uid(7).allow_gid(8);
+        for url in [
+            "fifo:///tmp/x?allow_uid=7&allow_gid=8",
+            "unix://@x?allow_gid=8&allow_uid=7",
+            "mq://x?allow_uid=7&allow_gid=8",
+            "sysv://0x99?allow_uid=7&allow_gid=8",
+        ] {
+            let trust = match Endpoint::parse(url).unwrap() {
+                Endpoint::Fifo { trust, .. }
+                | Endpoint::Unix { trust, .. }
+                | Endpoint::PosixMq { trust, .. }
+                | Endpoint::SysvMq { trust, .. } => trust,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(trust, want, "{url}");
+        }
+        assert!(reason("shm://o?allow_uid=alice").contains("numeric"));
+        assert!(reason("tcp://127.0.0.1:1?allow_uid=7").contains("unknown option"));
+        assert!(reason("pipe:?allow_uid=7").contains("unknown option"));
     }
 
     #[test]

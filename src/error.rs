@@ -80,6 +80,22 @@ pub enum Error {
         /// The maximum recorded in the segment.
         max: u32,
     },
+    /// A named object (segment, FIFO, queue) or a socket peer that this process does not trust:
+    /// owned by (or running as) another user, writable by group or others, or not the kind of
+    /// file its name promises. Nothing was mapped or used. The message names the owner and how
+    /// to allow it on purpose (`Config::allow_uid`, `Config::allow_gid`, or `allow_uid=` /
+    /// `allow_gid=` in the endpoint URL); see [`crate::trust`].
+    #[error("refusing {object}: {reason}")]
+    Untrusted {
+        /// The object or endpoint refused.
+        object: String,
+        /// Its owner's uid (a socket peer's uid).
+        owner: u32,
+        /// Its permission bits (`None` for a socket peer).
+        mode: Option<u32>,
+        /// What is wrong, and how to allow it.
+        reason: String,
+    },
     /// An operating-system call failed; `context` names the call and the object.
     #[error("{context}: {source}")]
     Io {

@@ -376,7 +376,12 @@ mod tests {
         let mut tx =
             crate::spsc::Sender::create(&name, Config::default().capacity(4096).persist(true))
                 .unwrap();
-        let seg = Segment::open(&name, Duration::from_secs(1)).unwrap();
+        let seg = Segment::open(
+            &name,
+            Duration::from_secs(1),
+            &crate::trust::Trust::default(),
+        )
+        .unwrap();
         let ctrl = control::<SpscControl>(&seg);
         for (n, msg) in [&b"twelve bytes"[..], b"", &[7u8; 100]]
             .into_iter()
@@ -410,7 +415,12 @@ mod tests {
         let name = unique("mpmc");
         let cfg = Config::default().capacity(16).slot_size(32).max_senders(3);
         let mut tx = crate::mpmc::Sender::create(&name, cfg).unwrap();
-        let seg = Segment::open(&name, Duration::from_secs(1)).unwrap();
+        let seg = Segment::open(
+            &name,
+            Duration::from_secs(1),
+            &crate::trust::Trust::default(),
+        )
+        .unwrap();
         let ctrl = control::<MpmcControl>(&seg);
         for n in 1..=5u64 {
             tx.send(b"job").unwrap();

@@ -24,6 +24,7 @@
 //! * [`segment`]: what users need of the OS memory: removing a name, passing an anonymous
 //!   segment's descriptor.
 //! * [`inspect`]: read-only inspection of segments (`shmring ls`), for monitoring.
+//! * [`trust`]: who may attach (owners of named objects, credentials of socket peers).
 //! * [`transport`]: the fallback transports (pipe, FIFO, Unix sockets, POSIX and System V
 //!   message queues, TCP), reached by URL through [`endpoint`].
 //!
@@ -39,6 +40,11 @@
 //! an access outside the mapping. Payload seen through a zero-copy guard is only as stable as
 //! the peer is honest; [`spsc::Receiver::recv_into`] copies it out once and is the path for
 //! peers you do not trust.
+//!
+//! Who may be a peer at all is checked when a channel is opened: a segment, FIFO or queue opened
+//! by name must belong to this process's effective uid, and a Unix-socket peer must run as it,
+//! unless [`Config::allow_uid`] / [`Config::allow_gid`] (or `allow_uid=` in a URL) say otherwise;
+//! see [`trust`] and the README's security model.
 #![warn(missing_docs)]
 
 pub mod channel;
@@ -59,6 +65,7 @@ pub mod inspect;
 pub mod shm;
 mod sync;
 pub mod transport;
+pub mod trust;
 
 pub use config::Config;
 pub use endpoint::{connect, listen};
@@ -66,3 +73,4 @@ pub use error::{Error, Result};
 pub use shm::mpmc;
 pub use shm::spsc;
 pub use sync::Wait;
+pub use trust::{PeerCredentials, Trust};

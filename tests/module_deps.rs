@@ -21,6 +21,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("error", 0),
     // The atomics shim, the futex, the wait strategies.
     ("sync", 1),
+    // Who may attach: owner and credential checks (imports only error).
+    ("trust", 1),
     // The lock-free algorithms over raw memory; may use sync's atomics.
     ("ring", 2),
     // Options of a shared-memory channel; may read the ring's limits.

@@ -34,6 +34,7 @@ pub(crate) use name::normalize_name;
 pub use name::MAX_NAME_LEN;
 
 use crate::error::{Error, Result};
+use crate::trust::{FileKind, Trust};
 
 /// What the creator records in a new segment's header.
 #[derive(Debug, Clone, Copy)]
@@ -179,6 +180,9 @@ impl Segment {
     /// [`create_anonymous`](Self::create_anonymous)). The descriptor must be a memfd sealed
     /// against shrinking: a file that its sender could truncate would crash this process with
     /// SIGBUS on the next access, so it is refused.
+    ///
+    /// No ownership check: a descriptor is trusted as far as the process that handed it over
+    /// is (check that one, e.g. with the peer credentials of the socket it came through).
     pub(crate) fn from_fd(fd: OwnedFd, timeout: Duration) -> Result<Segment> {
         use nix::fcntl::{fcntl, FcntlArg, SealFlag};
         let name = format!("descriptor {}", fd.as_raw_fd());
@@ -230,12 +234,29 @@ impl Segment {
         self.header().init.store(INIT_DONE, Ordering::Release);
     }
 
-    /// Opens an existing segment: size check before mapping, bounded wait for `init`, then
-    /// validation of magic, version and length. The caller validates the ring fields.
-    pub(crate) fn open(name: &str, timeout: Duration) -> Result<Segment> {
+    /// Opens an existing segment: ownership check, size check before mapping, bounded wait for
+    /// `init`, then validation of magic, version and length. The caller validates the ring
+    /// fields.
+    ///
+    /// The ownership check runs on `fstat` of the descriptor that is then mapped (a rename
+    /// between the two cannot swap the file): the segment must be a regular file owned by this
+    /// process's effective uid, or by a uid or group `trust` allows, and not writable by group
+    /// or others beyond what `trust` allows. Otherwise [`Error::Untrusted`], and nothing is
+    /// mapped.
+    pub(crate) fn open(name: &str, timeout: Duration, trust: &Trust) -> Result<Segment> {
+        use std::os::fd::AsFd;
         let name = normalize_name(name)?;
-        let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty())
-            .map_err(|e| Error::io(format!("shm_open {name}"), e))?;
+        let fd = shm_open(
+            name.as_str(),
+            OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(format!("shm_open {name}"), e))?;
+        trust.check_fd(
+            &format!("shared-memory segment {name}"),
+            FileKind::Regular,
+            fd.as_fd(),
+        )?;
         Self::from_file(File::from(fd), name, timeout)
     }
 

@@ -221,7 +221,10 @@ fn attach<R: Flavor>(
 ) -> Result<(Link<R>, Parts<R::Control>, usize)> {
     let (site, created): (Site, bool) = match how {
         How::Create(name) => (create::<R>(Some(name), cfg)?, true),
-        How::Open(name) => (Segment::open(name, cfg.open_timeout)?.into(), false),
+        How::Open(name) => (
+            Segment::open(name, cfg.open_timeout, &cfg.trust())?.into(),
+            false,
+        ),
         How::CreateOrOpen(name) => create_or_open::<R>(name, cfg)?,
         How::Anonymous => (create::<R>(None, cfg)?, true),
         How::Fd(fd) => (Segment::from_fd(fd, cfg.open_timeout)?.into(), false),
@@ -318,7 +321,7 @@ fn create_or_open<R: Flavor>(name: &str, cfg: &Config) -> Result<(Site, bool)> {
             Err(e) if e.io_kind() == Some(std::io::ErrorKind::AlreadyExists) => {}
             Err(e) => return Err(e),
         }
-        match Segment::open(name, cfg.open_timeout) {
+        match Segment::open(name, cfg.open_timeout, &cfg.trust()) {
             Ok(seg) => return Ok((seg.into(), false)),
             Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) && tries < 8 => tries += 1,
             Err(e) => return Err(e),

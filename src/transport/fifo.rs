@@ -2,7 +2,9 @@
 //!
 //! The listening side ([`FifoReceiver::create`]) makes the FIFO (mode 0600; it fails if the
 //! path exists) and removes it when it drops; the connecting side ([`FifoSender::open`]) opens
-//! it for writing, which fails with `ENXIO` while no receiver has it open. Messages are
+//! it for writing, which fails with `ENXIO` while no receiver has it open, and refuses
+//! ([`Error::Untrusted`]) a FIFO owned by another user or writable by group or others unless
+//! allowed ([`FifoSender::open_with`], `allow_uid=` / `allow_gid=` in the URL). Messages are
 //! [framed](super::framing); the largest is 1 MiB unless the URL says `max=`.
 //!
 //! Before a writer has opened the FIFO, the receiver simply finds it empty; once the writer
@@ -32,6 +34,7 @@ use nix::sys::stat::Mode;
 
 use super::framing::{FramedReceiver, FramedSender, StreamKind};
 use crate::error::{Error, Result};
+use crate::trust::{FileKind, Trust};
 
 /// The listening (reading) side of a FIFO; removes the FIFO when dropped.
 #[derive(Debug)]
@@ -87,18 +90,23 @@ impl Drop for FifoReceiver {
 
 impl FifoSender {
     /// Opens the FIFO at `path` for writing. Fails (`ENXIO`) if no receiver has it open.
+    /// The FIFO must be owned by this process's effective uid and writable by nobody else
+    /// ([`Error::Untrusted`] otherwise); [`open_with`](Self::open_with) trusts more.
     pub fn open(path: impl AsRef<Path>, max: usize) -> Result<Self> {
+        Self::open_with(path, max, &Trust::default())
+    }
+
+    /// [`open`](Self::open), trusting also what `trust` allows. The check runs on `fstat` of
+    /// the descriptor that is then written (no race with a rename), before anything is sent.
+    pub fn open_with(path: impl AsRef<Path>, max: usize, trust: &Trust) -> Result<Self> {
+        use std::os::fd::AsFd;
         let path = path.as_ref();
-        let fd = open(path, OFlag::O_WRONLY | OFlag::O_NONBLOCK)?;
-        let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
-            .map_err(|e| Error::io(format!("fstat {}", path.display()), e))?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
-            return Err(Error::InvalidName {
-                name: path.display().to_string(),
-                reason: "not a FIFO",
-            });
-        }
+        let fd = open(
+            path,
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW,
+        )?;
         let what = format!("FIFO {}", path.display());
+        trust.check_fd(&what, FileKind::Fifo, fd.as_fd())?;
         Ok(FifoSender {
             inner: FramedSender::new(fd, StreamKind::Fifo, max, &what)?,
         })

@@ -2,7 +2,8 @@
 //!
 //! The listening side ([`MqReceiver::create`]) creates the queue (mode 0600; it fails if the
 //! name exists) and unlinks it when it drops; the connecting side ([`MqSender::open`]) opens it
-//! for writing. One queue message carries one message.
+//! for writing, and refuses ([`Error::Untrusted`]) a queue owned by another user or writable by
+//! group or others unless allowed ([`MqSender::open_with`], `allow_uid=` / `allow_gid=`). One queue message carries one message.
 //!
 //! # Limits
 //! The kernel bounds a queue by `/proc/sys/fs/mqueue/msgsize_max` (bytes per message) and
@@ -44,6 +45,7 @@ use nix::sys::stat::Mode;
 use super::{in_background, out_of_time, read_proc_limit, wait_fd, Until, DROP_WAIT};
 use crate::channel::{Receiver, Sender};
 use crate::error::{Error, Result};
+use crate::trust::{FileKind, Trust};
 
 /// The system's largest message size for a queue.
 pub const MSGSIZE_MAX_PATH: &str = "/proc/sys/fs/mqueue/msgsize_max";
@@ -208,8 +210,17 @@ pub struct MqSender {
 }
 
 impl MqSender {
-    /// Opens the existing queue `name` for writing.
+    /// Opens the existing queue `name` for writing. The queue must be owned by this process's
+    /// effective uid and writable by nobody else ([`Error::Untrusted`] otherwise);
+    /// [`open_with`](Self::open_with) trusts more.
     pub fn open(name: &str) -> Result<Self> {
+        Self::open_with(name, &Trust::default())
+    }
+
+    /// [`open`](Self::open), trusting also what `trust` allows. The check runs on `fstat` of
+    /// the queue descriptor itself (a queue is a file of the mqueue file system), before
+    /// anything is sent.
+    pub fn open_with(name: &str, trust: &Trust) -> Result<Self> {
         let name = queue_name(name)?;
         let mq = mqueue::mq_open(
             name.as_str(),
@@ -218,6 +229,14 @@ impl MqSender {
             None,
         )
         .map_err(|e| Error::io(format!("mq_open {name}"), e))?;
+        if let Err(e) = trust.check_fd(
+            &format!("POSIX queue {name}"),
+            FileKind::Regular,
+            mq.as_fd(),
+        ) {
+            let _ = mqueue::mq_close(mq);
+            return Err(e);
+        }
         let attr =
             mqueue::mq_getattr(&mq).map_err(|e| Error::io(format!("mq_getattr {name}"), e))?;
         let ino = ino(&mq, &name)?;

@@ -3,7 +3,9 @@
 //! The key is hexadecimal (`0x…`) or decimal, and not 0 (`IPC_PRIVATE`). The listening side
 //! ([`SysvReceiver::create`]) creates the queue (mode 0600; it fails if the key is taken) and
 //! removes it (`IPC_RMID`) when it drops; the connecting side ([`SysvSender::open`]) finds it by
-//! key. One queue message carries one message.
+//! key, and refuses ([`Error::Untrusted`]) a queue whose owner or creator is another user, or
+//! that is writable by group or others, unless allowed ([`SysvSender::open_with`],
+//! `allow_uid=` / `allow_gid=`). One queue message carries one message.
 //!
 //! # Limits
 //! The largest message is the smaller of `/proc/sys/kernel/msgmax` (bytes per message) and
@@ -40,6 +42,7 @@ use nix::errno::Errno;
 use super::{in_background, out_of_time, read_proc_limit, Until, DROP_WAIT};
 use crate::channel::{Receiver, Sender};
 use crate::error::{Error, Result};
+use crate::trust::Trust;
 
 /// The system's largest message.
 pub const MSGMAX_PATH: &str = "/proc/sys/kernel/msgmax";
@@ -204,14 +207,29 @@ pub struct SysvSender {
 }
 
 impl SysvSender {
-    /// Opens the existing queue with `key`.
+    /// Opens the existing queue with `key`. Its owner and creator must be this process's
+    /// effective uid and it must be writable by nobody else ([`Error::Untrusted`] otherwise);
+    /// [`open_with`](Self::open_with) trusts more.
     pub fn open(key: libc::key_t) -> Result<Self> {
+        Self::open_with(key, &Trust::default())
+    }
+
+    /// [`open`](Self::open), trusting also what `trust` allows. The check reads the queue's
+    /// owner, creator and mode with `IPC_STAT` on the id that is then used.
+    pub fn open_with(key: libc::key_t, trust: &Trust) -> Result<Self> {
         let max = max_message_size()?;
         // SAFETY: msgget takes plain integers and touches no memory of ours.
         let id = unsafe { libc::msgget(key, 0) };
         if id < 0 {
             return Err(Error::last_os(format!("msgget sysv://{key:#x}")));
         }
+        // SAFETY: `msqid_ds` is a plain C struct for which all-zero bytes are a valid value.
+        let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT writes one `msqid_ds` into `ds`, which lives on this stack.
+        if unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) } != 0 {
+            return Err(Error::last_os(format!("msgctl(IPC_STAT) sysv://{key:#x}")));
+        }
+        trust.check_ipc_perm(&format!("System V queue sysv://{key:#x}"), &ds.msg_perm)?;
         Ok(SysvSender {
             id,
             key,

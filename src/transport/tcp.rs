@@ -5,6 +5,13 @@
 //! binds `host:port` (port 0 picks a free one: ask [`local_url`](crate::channel::Receiver::local_url)
 //! which) and accepts its one sender lazily, on the first receive.
 //!
+//! # No credentials
+//! TCP carries no identity: any process that can reach the port, on this machine or (for an
+//! address other than loopback) on the network, can connect as the sender, and a sender
+//! cannot tell who listens. shmring checks nothing here (`allow_uid=` is refused for `tcp://`);
+//! bind `127.0.0.1` unless other machines must connect, and then put authentication (TLS, a
+//! token) and a firewall in front. Every example and default in this crate binds loopback.
+//!
 //! When the receiver is gone, the sender learns it from the peer's reset: a send or two may
 //! still succeed (into the kernel's buffers, lost) before sends fail with
 //! [`Error::Disconnected`].

@@ -53,6 +53,7 @@ use super::framing::{FramedReceiver, FramedSender, StreamKind};
 use super::{in_background, out_of_time, wait_fd, Until, DROP_WAIT};
 use crate::channel::{Receiver, Sender};
 use crate::error::{Error, Result};
+use crate::trust::{peer_credentials, FileKind, PeerCredentials, Trust};
 
 /// The largest `max=` of a packet transport: what the default socket buffers carry.
 pub const PACKET_MAX_LIMIT: usize = 200 << 10;
@@ -147,6 +148,10 @@ pub(crate) struct Accepting<C> {
     wrap: fn(OwnedFd, usize, &str) -> Result<C>,
     pub(crate) max: usize,
     what: String,
+    /// If set, each connection's `SO_PEERCRED` must pass it (Unix sockets; TCP has none).
+    trust: Option<Trust>,
+    /// The accepted peer's credentials (Unix sockets).
+    peer: Option<PeerCredentials>,
 }
 
 impl<C: Receiver> Accepting<C> {
@@ -163,7 +168,16 @@ impl<C: Receiver> Accepting<C> {
             wrap,
             max,
             what: what.to_owned(),
+            trust: None,
+            peer: None,
         }
+    }
+
+    /// Checks the credentials of each connection against `trust` before it is used; a refused
+    /// one is closed, the listener stays open for the rightful sender.
+    pub(crate) fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = Some(trust);
+        self
     }
 
     fn conn(&mut self, until: Until) -> Result<&mut C> {
@@ -179,6 +193,13 @@ impl<C: Receiver> Accepting<C> {
                     Ok(fd) => {
                         // SAFETY: accept4 just returned this descriptor; nothing else owns it.
                         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                        if let Some(trust) = &self.trust {
+                            let cred = peer_credentials(fd.as_fd(), &self.what)?;
+                            // A refused peer's connection is closed here (dropping `fd`); the
+                            // caller learns of it, and the next call accepts again.
+                            trust.check_peer(&self.what, &cred)?;
+                            self.peer = Some(cred);
+                        }
                         self.conn = Some((self.wrap)(fd, self.max, &self.what)?);
                         // One sender per channel: later connection attempts are refused.
                         self.listener = None;
@@ -309,6 +330,12 @@ pub struct PacketReceiver {
     dgram: bool,
     closed: bool,
     what: String,
+    /// Datagrams: each one's `SCM_CREDENTIALS` must pass this (`SO_PASSCRED` is set).
+    trust: Option<Trust>,
+    /// Datagrams: the sender of the last one accepted.
+    peer: Option<PeerCredentials>,
+    /// The refusal of the last datagram, handed to the caller.
+    refused: Option<Error>,
 }
 
 impl PacketReceiver {
@@ -320,7 +347,49 @@ impl PacketReceiver {
             dgram,
             closed: false,
             what: what.to_owned(),
+            trust: None,
+            peer: None,
+            refused: None,
         }
+    }
+
+    /// Receives one packet into `self.buf`. Datagrams with a trust set come with the sender's
+    /// kernel-recorded credentials, which must pass it: a refused datagram is dropped and
+    /// reported as [`Error::Untrusted`].
+    fn recv_packet(&mut self) -> nix::Result<usize> {
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
+        let Some(trust) = &self.trust else {
+            return socket::recv(self.fd.as_raw_fd(), &mut self.buf, flags);
+        };
+        let mut cmsg = nix::cmsg_space!(socket::UnixCredentials);
+        let mut iov = [std::io::IoSliceMut::new(&mut self.buf)];
+        let msg = socket::recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut cmsg), flags)?;
+        let n = msg.bytes;
+        let mut cred = None;
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let socket::ControlMessageOwned::ScmCredentials(uc) = c {
+                    cred = Some(PeerCredentials {
+                        pid: uc.pid(),
+                        uid: uc.uid(),
+                        gid: uc.gid(),
+                    });
+                }
+            }
+        }
+        // With SO_PASSCRED the kernel attaches credentials to every datagram; one without is
+        // refused like a stranger's.
+        let cred = cred.unwrap_or(PeerCredentials {
+            pid: 0,
+            uid: u32::MAX,
+            gid: u32::MAX,
+        });
+        if let Err(e) = trust.check_peer(&self.what, &cred) {
+            self.refused = Some(e);
+            return Err(Errno::EPERM);
+        }
+        self.peer = Some(cred);
+        Ok(n)
     }
 
     fn recv_until(&mut self, out: &mut Vec<u8>, until: Until) -> Result<usize> {
@@ -328,11 +397,7 @@ impl PacketReceiver {
             if self.closed {
                 return Err(Error::Disconnected);
             }
-            match socket::recv(
-                self.fd.as_raw_fd(),
-                &mut self.buf,
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
-            ) {
+            match self.recv_packet() {
                 Ok(0) if self.dgram => {
                     return Err(Error::Corrupted("a datagram without its tag byte"));
                 }
@@ -352,6 +417,9 @@ impl PacketReceiver {
                     _ => return Err(Error::Corrupted("a packet with an unknown tag byte")),
                 },
                 Err(Errno::EINTR) => {}
+                Err(Errno::EPERM) if self.refused.is_some() => {
+                    return Err(self.refused.take().expect("checked above"));
+                }
                 Err(Errno::ECONNRESET) => self.closed = true,
                 Err(Errno::EAGAIN) => {
                     if until.expired() {
@@ -398,7 +466,13 @@ pub struct UnixReceiver {
 
 /// The connecting (sending) side of a Unix socket.
 #[derive(Debug)]
-pub enum UnixSender {
+pub struct UnixSender {
+    conn: Conn,
+    peer: Option<PeerCredentials>,
+}
+
+#[derive(Debug)]
+enum Conn {
     /// A stream socket with framed messages.
     Stream(FramedSender),
     /// A seqpacket or datagram socket.
@@ -416,8 +490,23 @@ fn check_packet_max(kind: UnixKind, max: usize) -> Result<()> {
 }
 
 impl UnixReceiver {
-    /// Binds `addr` and listens for one sender (stream, seqpacket) or datagrams.
+    /// Binds `addr` and listens for one sender (stream, seqpacket) or datagrams. Only peers
+    /// running as this process's effective uid are accepted; [`bind_with`](Self::bind_with)
+    /// trusts more.
     pub fn bind(kind: UnixKind, addr: UnixAddress, max: usize) -> Result<Self> {
+        Self::bind_with(kind, addr, max, &Trust::default())
+    }
+
+    /// [`bind`](Self::bind), trusting also the uids and groups `trust` allows.
+    ///
+    /// Stream and seqpacket: the kernel-recorded credentials of each connection
+    /// (`SO_PEERCRED`) are checked when it is accepted; a refused connection is closed and the
+    /// receive call that accepted it returns [`Error::Untrusted`] (the next call listens on).
+    /// Datagram: `SO_PASSCRED` is set and each datagram's `SCM_CREDENTIALS` checked; a refused
+    /// datagram is dropped and reported the same way. This matters most for abstract names
+    /// (`@name`), which have no permission bits: any process in the network namespace can
+    /// connect to them.
+    pub fn bind_with(kind: UnixKind, addr: UnixAddress, max: usize, trust: &Trust) -> Result<Self> {
         check_packet_max(kind, max)?;
         let what = format!("{}://{addr}", kind.scheme());
         let fd = new_socket(kind, &what)?;
@@ -439,19 +528,31 @@ impl UnixReceiver {
                 .map_err(|e| Error::io(format!("listen on {what}"), e))?;
         }
         let inner = match kind {
-            UnixKind::Stream => Inner::Stream(Accepting::new(
-                fd,
-                |fd, max, what| FramedReceiver::new(fd, StreamKind::Socket, max, what),
-                max,
-                &what,
-            )),
-            UnixKind::Seqpacket => Inner::Seqpacket(Accepting::new(
-                fd,
-                |fd, max, what| Ok(PacketReceiver::new(fd, max, false, what)),
-                max,
-                &what,
-            )),
-            UnixKind::Datagram => Inner::Datagram(PacketReceiver::new(fd, max, true, &what)),
+            UnixKind::Stream => Inner::Stream(
+                Accepting::new(
+                    fd,
+                    |fd, max, what| FramedReceiver::new(fd, StreamKind::Socket, max, what),
+                    max,
+                    &what,
+                )
+                .with_trust(trust.clone()),
+            ),
+            UnixKind::Seqpacket => Inner::Seqpacket(
+                Accepting::new(
+                    fd,
+                    |fd, max, what| Ok(PacketReceiver::new(fd, max, false, what)),
+                    max,
+                    &what,
+                )
+                .with_trust(trust.clone()),
+            ),
+            UnixKind::Datagram => {
+                socket::setsockopt(&fd, socket::sockopt::PassCred, &true)
+                    .map_err(|e| Error::io(format!("setsockopt(SO_PASSCRED) on {what}"), e))?;
+                let mut p = PacketReceiver::new(fd, max, true, &what);
+                p.trust = Some(trust.clone());
+                Inner::Datagram(p)
+            }
         };
         Ok(UnixReceiver {
             inner,
@@ -459,6 +560,17 @@ impl UnixReceiver {
             addr,
             _guard: guard,
         })
+    }
+
+    /// The kernel-recorded credentials of the sender: of the accepted connection (stream,
+    /// seqpacket; `None` before the first receive has accepted it), or of the sender of the
+    /// last datagram received (datagram).
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        match &self.inner {
+            Inner::Stream(a) => a.peer,
+            Inner::Seqpacket(a) => a.peer,
+            Inner::Datagram(p) => p.peer,
+        }
     }
 
     fn recv_until(&mut self, buf: &mut Vec<u8>, until: Until) -> Result<usize> {
@@ -483,8 +595,25 @@ impl Drop for PathGuard {
 }
 
 impl UnixSender {
-    /// Connects to the receiver listening at `addr`.
+    /// Connects to the receiver listening at `addr`. Only a receiver running as this process's
+    /// effective uid is accepted; [`connect_with`](Self::connect_with) trusts more.
     pub fn connect(kind: UnixKind, addr: UnixAddress, max: usize) -> Result<Self> {
+        Self::connect_with(kind, addr, max, &Trust::default())
+    }
+
+    /// [`connect`](Self::connect), trusting also the uids and groups `trust` allows.
+    ///
+    /// Stream and seqpacket: the listener's kernel-recorded credentials (`SO_PEERCRED`, taken
+    /// when it called `listen`) are checked before anything is sent. Datagram sockets carry no
+    /// credentials of the receiver: for a path the socket file's owner and mode are checked
+    /// instead; for an abstract name (`@name`) the sender cannot tell who bound it (the
+    /// receiver still checks every datagram's sender).
+    pub fn connect_with(
+        kind: UnixKind,
+        addr: UnixAddress,
+        max: usize,
+        trust: &Trust,
+    ) -> Result<Self> {
         check_packet_max(kind, max)?;
         let what = format!("{}://{addr}", kind.scheme());
         let fd = new_socket(kind, &what)?;
@@ -501,24 +630,51 @@ impl UnixSender {
                 Err(e) => return Err(Error::io(format!("connect to {what}"), e)),
             }
         }
-        Ok(match kind {
-            UnixKind::Stream => {
-                UnixSender::Stream(FramedSender::new(fd, StreamKind::Socket, max, &what)?)
+        let peer = match (kind, &addr) {
+            (UnixKind::Datagram, UnixAddress::Path(p)) => {
+                use std::os::unix::fs::MetadataExt;
+                let md = std::fs::symlink_metadata(p)
+                    .map_err(|e| Error::io(format!("stat {}", p.display()), e))?;
+                // SAFETY: `stat` is a plain C struct for which all-zero bytes are a valid value.
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                st.st_uid = md.uid();
+                st.st_gid = md.gid();
+                st.st_mode = md.mode();
+                trust.check_file(&what, FileKind::Socket, &st)?;
+                None
             }
-            _ => UnixSender::Packet(PacketSender {
+            (UnixKind::Datagram, UnixAddress::Abstract(_)) => None,
+            _ => {
+                let cred = peer_credentials(fd.as_fd(), &what)?;
+                trust.check_peer(&what, &cred)?;
+                Some(cred)
+            }
+        };
+        let conn = match kind {
+            UnixKind::Stream => {
+                Conn::Stream(FramedSender::new(fd, StreamKind::Socket, max, &what)?)
+            }
+            _ => Conn::Packet(PacketSender {
                 fd,
                 max,
                 dgram: kind == UnixKind::Datagram,
                 close_on_drop: kind == UnixKind::Datagram,
                 what,
             }),
-        })
+        };
+        Ok(UnixSender { conn, peer })
+    }
+
+    /// The receiver's kernel-recorded credentials (stream, seqpacket: `SO_PEERCRED` of the
+    /// listener). `None` for datagram sockets, which carry none.
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        self.peer
     }
 
     fn inner(&mut self) -> &mut dyn Sender {
-        match self {
-            UnixSender::Stream(s) => s,
-            UnixSender::Packet(p) => p,
+        match &mut self.conn {
+            Conn::Stream(s) => s,
+            Conn::Packet(p) => p,
         }
     }
 }
@@ -534,9 +690,9 @@ impl Sender for UnixSender {
         self.inner().send_timeout(msg, timeout)
     }
     fn max_message_size(&self) -> usize {
-        match self {
-            UnixSender::Stream(s) => s.max_message_size(),
-            UnixSender::Packet(p) => p.max_message_size(),
+        match &self.conn {
+            Conn::Stream(s) => s.max_message_size(),
+            Conn::Packet(p) => p.max_message_size(),
         }
     }
 }

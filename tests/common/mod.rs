@@ -328,7 +328,7 @@ pub fn assert_gone(url: &str) {
                 }
             }
         }
-        Endpoint::SysvMq { key } => {
+        Endpoint::SysvMq { key, .. } => {
             // SAFETY: msgget takes plain integers and touches no memory of ours.
             let id = unsafe { libc::msgget(key, 0) };
             let errno = std::io::Error::last_os_error().raw_os_error();
