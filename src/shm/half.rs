@@ -619,10 +619,15 @@ impl<R: Flavor> Sender<R> {
     /// grant flows out of it; any error is found again (and handled) by the slow path.
     #[inline]
     fn reserve_until(&mut self, len: usize, until: Until) -> Result<ProducerGrant<R>> {
-        if !<R::Producer as ProducerEnd>::PASS_ON || self.link.wait == Wait::Spin {
-            if let Ok(grant) = self.end.try_reserve(len) {
-                return Ok(grant);
+        if let Ok(grant) = self.end.try_reserve(len) {
+            if <R::Producer as ProducerEnd>::PASS_ON && self.link.wait != Wait::Spin {
+                // Pass a wake on if more room is free too (`mpmc` docs, "Waking").
+                let end = &self.end;
+                self.link
+                    .event(WRITABLE)
+                    .notify_one_if(self.link.wait, || end.room());
             }
+            return Ok(grant);
         }
         self.reserve_blocking(len, until)
     }
@@ -895,10 +900,15 @@ impl<R: Flavor> Receiver<R> {
     /// The fast path inline, as in `Sender::reserve_until`.
     #[inline]
     fn peek_until(&mut self, until: Until) -> Result<ConsumerFrame<R>> {
-        if !<R::Consumer as ConsumerEnd>::PASS_ON || self.link.wait == Wait::Spin {
-            if let Ok(frame) = self.end.try_peek() {
-                return Ok(frame);
+        if let Ok(frame) = self.end.try_peek() {
+            if <R::Consumer as ConsumerEnd>::PASS_ON && self.link.wait != Wait::Spin {
+                // Pass a wake on if the next message is ready too.
+                let end = &self.end;
+                self.link
+                    .event(READABLE)
+                    .notify_one_if(self.link.wait, || end.more());
             }
+            return Ok(frame);
         }
         self.peek_blocking(until)
     }
