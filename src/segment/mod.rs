@@ -241,7 +241,9 @@ impl Segment {
 
     /// The checks of [`open`](Self::open) on a file already open.
     fn from_file(file: File, name: String, timeout: Duration) -> Result<Segment> {
-        let deadline = Instant::now() + timeout;
+        // `None`: no deadline (`Duration::MAX`, or anything an `Instant` cannot reach).
+        let deadline = Instant::now().checked_add(timeout);
+        let expired = || deadline.is_some_and(|d| Instant::now() >= d);
         // The creator may not have sized the file yet: wait for at least a header.
         let len = loop {
             let st = fstat(file.as_raw_fd()).map_err(|e| Error::io(format!("fstat {name}"), e))?;
@@ -249,7 +251,7 @@ impl Segment {
             if len >= HEADER_LEN {
                 break len;
             }
-            if Instant::now() >= deadline {
+            if expired() {
                 return Err(Error::Incompatible(format!(
                     "{name} is {len} bytes, too short for a shmring header ({HEADER_LEN} bytes): not a shmring segment"
                 )));
@@ -281,7 +283,7 @@ impl Segment {
             if snap.init == INIT_DONE {
                 break snap;
             }
-            if Instant::now() >= deadline {
+            if expired() {
                 return Err(Error::Incompatible(format!(
                     "{} was never fully initialised within {timeout:?} (its creator died or it is not a shmring segment)",
                     seg.name

@@ -187,7 +187,7 @@ fn init<R: Flavor>(
     capacity: u64,
     slot_size: u64,
 ) -> Result<()> {
-    let (max_s, max_r) = R::maxima(cfg);
+    let (max_s, max_r) = R::maxima(cfg)?;
     let h = site.header();
     h.max_senders
         .store(max_s, std::sync::atomic::Ordering::Relaxed);
@@ -457,7 +457,7 @@ pub(crate) fn heap_site<R: Flavor>(cfg: &Config) -> Result<super::site::HeapSite
         data_offset: layout.body,
         total_len: layout.total,
     };
-    let (s, r) = R::maxima(cfg);
+    let (s, r) = R::maxima(cfg)?;
     let places = (s.max(1) + r.max(1)) as usize;
     let heap = super::site::HeapSite::create(&id, places)?;
     let site = Site::Heap(heap.share());

@@ -295,7 +295,7 @@ pub(crate) fn block_on<T>(
     let backoff = Backoff::new();
     let mut spins: u32 = 0;
     // Set at the first look at the clock: reading it costs ~20 ns, too much for the fast path.
-    let mut next_check: Option<Instant> = None;
+    let mut next_check: Option<Option<Instant>> = None;
     loop {
         let sleepy = wait != Wait::Spin && (cfg!(shmring_loom) || backoff.is_completed());
         if !sleepy {
@@ -320,11 +320,13 @@ pub(crate) fn block_on<T>(
                 return Err(Error::Timeout);
             }
         }
-        let check_at = *next_check.get_or_insert(now + policy.slice);
+        // `None` inside: the slice reaches past what an `Instant` can hold (`Duration::MAX`),
+        // so the peer is never checked.
+        let check_at = *next_check.get_or_insert(now.checked_add(policy.slice));
         // Under loom there is no time: check every round, so that the model is deterministic
         // and explores the liveness check against every step of the other threads.
-        if cfg!(shmring_loom) || now >= check_at {
-            next_check = Some(now + policy.slice);
+        if cfg!(shmring_loom) || check_at.is_some_and(|at| now >= at) {
+            next_check = Some(now.checked_add(policy.slice));
             if let Err(gone) = peer_gone() {
                 // One last look: messages committed before the peer died come first.
                 return not_ready(attempt())?.ok_or(gone);
