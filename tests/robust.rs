@@ -133,3 +133,135 @@ fn out_of_range_configs_fail_at_create() {
         Config::default().max_receivers(0),
     ));
 }
+
+/// Runs for the PeerDead latency figures (`SHMRING_FORK_RUNS`, 20 by default).
+fn fork_runs() -> usize {
+    std::env::var("SHMRING_FORK_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20)
+}
+
+/// The child process of the two tests below: opens the sender, forks a grandchild that
+/// sleeps (if asked), says "ready" through the channel, and waits to be killed.
+fn sender_process_that_may_fork() {
+    use common::child_param;
+    let name = child_param("NAME").unwrap();
+    let mut tx = spsc::Sender::open(&name).unwrap();
+    if child_param("FORK").as_deref() == Some("1") {
+        // SAFETY: the grandchild only sleeps and leaves with `_exit` (async-signal-safe calls,
+        // no destructor touches the parent's handle).
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: plain libc calls in the forked child.
+                unsafe {
+                    libc::sleep(2);
+                    libc::_exit(0)
+                }
+            }
+            nix::unistd::ForkResult::Parent { .. } => {}
+        }
+    }
+    tx.send(b"ready").unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+/// Kills a sender process `fork_runs()` times (one that forked a sleeping child, or not) and
+/// returns how long a receiver blocked in `recv` took to get `PeerDead` after each kill.
+fn peer_dead_latencies(test: &str, fork: bool) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for _ in 0..fork_runs() {
+        let name = unique_name("forkdead");
+        let mut rx = spsc::Receiver::create(&name, Config::default().capacity(4096)).unwrap();
+        let child = common::spawn_self(
+            test,
+            &[("NAME", name.clone()), ("FORK", (fork as u8).to_string())],
+        );
+        assert_eq!(
+            &*rx.recv_timeout(Duration::from_secs(30)).unwrap(),
+            b"ready"
+        );
+        let (got, killed_at) = std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let r = rx.recv_timeout(Duration::from_secs(10)).map(|m| m.len());
+                (r, Instant::now())
+            });
+            // Let the receiver go to sleep first.
+            std::thread::sleep(Duration::from_millis(25));
+            let killed_at = Instant::now();
+            child.kill();
+            let (r, at) = waiter.join().unwrap();
+            (r.map(|_| ()), at.saturating_duration_since(killed_at))
+        });
+        assert!(matches!(got, Err(Error::PeerDead)), "{got:?}");
+        out.push(killed_at);
+    }
+    out.sort();
+    out
+}
+
+fn report(what: &str, lat: &[Duration]) {
+    let p50 = lat[lat.len() / 2];
+    let max = *lat.last().unwrap();
+    eprintln!(
+        "{what}: PeerDead after the kill, {} runs: p50 {p50:?}, max {max:?}",
+        lat.len()
+    );
+    // The default liveness slice is 10 ms; the child of a fork sleeps 2 s. Allow scheduling
+    // delay on a loaded machine, but far less than the child's sleep.
+    assert!(max < Duration::from_millis(500), "{what}: max {max:?}");
+}
+
+/// Issue 13 point 4: the parent forks a child that sleeps 2 s and is SIGKILLed; the receiver
+/// gets `PeerDead` within about one slice, not when the child exits.
+#[test]
+fn a_killed_sender_that_forked_is_dead_within_a_slice() {
+    if common::is_child() {
+        return sender_process_that_may_fork();
+    }
+    let _serial = common::serial();
+    let lat = peer_dead_latencies("a_killed_sender_that_forked_is_dead_within_a_slice", true);
+    report("sender that forked", &lat);
+}
+
+/// The same without the fork, for comparison.
+#[test]
+fn a_killed_sender_is_dead_within_a_slice() {
+    if common::is_child() {
+        return sender_process_that_may_fork();
+    }
+    let _serial = common::serial();
+    let lat = peer_dead_latencies("a_killed_sender_is_dead_within_a_slice", false);
+    report("plain sender", &lat);
+}
+
+/// In the fork child, the copy of a handle holds no lock: the parent's place is still taken
+/// (by the parent), and the child can open a place of its own on the inherited descriptor.
+#[test]
+fn a_fork_child_does_not_hold_the_parents_lock() {
+    let _serial = common::serial();
+    let tx = spsc::Sender::create_anonymous(Config::default().capacity(4096)).unwrap();
+    let fd = tx.segment_fd().try_clone_to_owned().unwrap();
+    // SAFETY: the child only opens a handle on its own descriptor, reports through its exit
+    // status and leaves with `_exit` (the parent's handle is neither used nor dropped there).
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            // A second sender must find the place held by the (live) parent...
+            let held = matches!(
+                spsc::Sender::from_fd(fd.try_clone().unwrap(), Config::default()),
+                Err(Error::InUse { .. })
+            );
+            // ...and a receiver opened in the child is a participant of its own.
+            let rx_ok = spsc::Receiver::from_fd(fd, Config::default()).is_ok();
+            // SAFETY: leaving the forked child without running destructors.
+            unsafe { libc::_exit(if held && rx_ok { 0 } else { 1 }) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let status = nix::sys::wait::waitpid(child, None).unwrap();
+            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+        }
+    }
+    drop(tx);
+}
