@@ -435,6 +435,32 @@ impl Segment {
         }
     }
 
+    /// The uid that owns the segment file (for checking the semaphore set's creator).
+    pub(crate) fn owner_uid(&self) -> Result<u32> {
+        use std::os::unix::fs::MetadataExt;
+        self.file
+            .metadata()
+            .map(|m| m.uid())
+            .map_err(|e| Error::io(format!("fstat {}", self.name), e))
+    }
+
+    /// Whether a new handle could still open this segment once this one has dropped: false
+    /// for an anonymous segment, for one this handle unlinks on drop, and for one whose name
+    /// is gone or now names another file.
+    pub(crate) fn reachable_after_drop(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        if self.unlink_on_drop || self.name.starts_with("memfd:") {
+            return false;
+        }
+        let (Ok(named), Ok(ours)) = (
+            std::fs::symlink_metadata(format!("/dev/shm{}", self.name)),
+            self.file.metadata(),
+        ) else {
+            return false;
+        };
+        named.dev() == ours.dev() && named.ino() == ours.ino()
+    }
+
     /// True if a process other than this handle holds participant `side`'s liveness lock.
     pub(crate) fn side_alive(&self, side: usize) -> Result<bool> {
         side_locked(self.file.as_fd(), side)
