@@ -436,6 +436,7 @@ impl Segment {
     }
 
     /// The uid that owns the segment file (for checking the semaphore set's creator).
+    #[cfg_attr(shmring_loom, allow(dead_code))]
     pub(crate) fn owner_uid(&self) -> Result<u32> {
         use std::os::unix::fs::MetadataExt;
         self.file
@@ -447,6 +448,7 @@ impl Segment {
     /// Whether a new handle could still open this segment once this one has dropped: false
     /// for an anonymous segment, for one this handle unlinks on drop, and for one whose name
     /// is gone or now names another file.
+    #[cfg_attr(shmring_loom, allow(dead_code))]
     pub(crate) fn reachable_after_drop(&self) -> bool {
         use std::os::unix::fs::MetadataExt;
         if self.unlink_on_drop || self.name.starts_with("memfd:") {

@@ -16,7 +16,6 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ring::layout::align_up;
 use crate::segment::{Identity, Segment};
-#[cfg(not(shmring_loom))]
 use crate::sync::semaphore::SemSet;
 use crate::sync::wait::{block_on, Event, Sleep, Until, WaitPolicy};
 use crate::sync::Wait;
@@ -31,6 +30,7 @@ struct Layout {
 }
 
 /// Offset of the events in a segment holding an `R` ring.
+#[cfg_attr(shmring_loom, allow(dead_code))]
 pub(crate) fn events_offset<R: Flavor>() -> u64 {
     align_up(
         crate::segment::CONTROL_OFFSET + std::mem::size_of::<R::Control>(),

@@ -34,7 +34,9 @@
 //! keeps them few and why that is safe. Under `--cfg shmring_loom` there is no semaphore: the
 //! models use the futex path.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+#[cfg(not(shmring_loom))]
+use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Where the creator records the set in the segment (inside each [`Event`](super::wait::Event)).
 /// Plain data a peer may rewrite: read once, validated, never trusted afterwards.
