@@ -2,11 +2,47 @@
 
 use std::time::Duration;
 
-use crate::ring::mpmc::MAX_PEERS;
+use crate::error::{Error, Result};
+use crate::ring::mpmc::{MAX_PEERS, MAX_SLOTS, MAX_SLOT_SIZE, MIN_SLOTS};
+use crate::ring::spsc::{MAX_CAPACITY, MIN_CAPACITY};
 use crate::sync::Wait;
 use crate::trust::Trust;
 
+/// SPSC ring data bytes when no capacity is set.
+const DEFAULT_SPSC_BYTES: u64 = 1 << 20;
+/// MPMC slots when no capacity is set.
+const DEFAULT_MPMC_SLOTS: u64 = 1024;
+
 /// How a segment is created and how its handles behave.
+///
+/// # Ranges
+/// The builder methods store what they are given; the values are checked when a segment is
+/// created, and one outside its range makes the create fail with
+/// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the range. Nothing is clamped
+/// silently. The one rounding: a capacity is rounded *up* to the next power of two.
+///
+/// | setting | range | rounding |
+/// |---|---|---|
+/// | [`capacity`](Self::capacity), SPSC (data bytes) | 64 B ..= 4 GiB | up to a power of two |
+/// | [`capacity`](Self::capacity), MPMC (slots) | 2 ..= 16 Mi slots | up to a power of two |
+/// | [`slot_size`](Self::slot_size) (MPMC) | 1 B ..= 16 MiB | none |
+/// | [`max_senders`](Self::max_senders), [`max_receivers`](Self::max_receivers) (MPMC) | 1 ..= 1024 | none |
+///
+/// Durations accept anything, [`Duration::MAX`] included, which means "no deadline" (see each
+/// method). An MPMC segment is about `slots × (slot_size + 8)` bytes, all reserved at create:
+/// a size `/dev/shm` cannot hold is an `Io` error (`ENOSPC`) at create, never a fault later.
+///
+/// ```
+/// use shmring::{spsc, Config, Error};
+/// assert_eq!(Config::default().capacity(1000).capacity_bytes()?, 1024); // rounded up
+/// assert!(matches!(Config::default().capacity(0).capacity_bytes(), Err(Error::InvalidConfig(_))));
+/// let name = format!("doc-range-{}", std::process::id());
+/// assert!(matches!(
+///     spsc::Sender::create(&name, Config::default().capacity(1 << 40)),
+///     Err(Error::InvalidConfig(_))
+/// ));
+/// # Ok::<(), Error>(())
+/// ```
 ///
 /// ```
 /// use shmring::{Config, Wait};
@@ -18,7 +54,8 @@ use crate::trust::Trust;
 ///     .mode(0o640)                // permissions of the /dev/shm file
 ///     .persist(true)              // the creator's drop leaves the name in /dev/shm
 ///     .liveness_interval(Duration::from_millis(5));
-/// assert_eq!(cfg.capacity_bytes(), 1 << 20);
+/// assert_eq!(cfg.capacity_bytes()?, 1 << 20);
+/// # Ok::<(), shmring::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -54,9 +91,10 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Ring size: data bytes for SPSC (rounded up to a power of two; the largest message is
-    /// this minus 16; default 1 MiB), slot count for MPMC (rounded up to a power of two;
-    /// default 1024).
+    /// Ring size: data bytes for SPSC (64 B..=4 GiB, rounded up to a power of two; the
+    /// largest message is this minus 16; default 1 MiB), slot count for MPMC (2..=16 Mi,
+    /// rounded up to a power of two; default 1024). Outside the range, create fails with
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = Some(capacity);
         self
@@ -64,19 +102,23 @@ impl Config {
 
     /// MPMC: the most sender handles that may be attached at once (each holds a liveness lock
     /// of its own); the next one fails with [`Error::TooManyPeers`](crate::Error::TooManyPeers).
-    /// Default 16, at most 1024. Unused by SPSC (always one).
+    /// Default 16; 1..=1024, else creating an MPMC segment fails with
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig). Unused by SPSC (always one).
     pub fn max_senders(mut self, n: u32) -> Self {
-        self.max_senders = n.clamp(1, MAX_PEERS);
+        self.max_senders = n;
         self
     }
 
-    /// MPMC: the most receiver handles that may be attached at once. Default 16, at most 1024.
+    /// MPMC: the most receiver handles that may be attached at once. Default 16; 1..=1024,
+    /// as for [`max_senders`](Self::max_senders).
     pub fn max_receivers(mut self, n: u32) -> Self {
-        self.max_receivers = n.clamp(1, MAX_PEERS);
+        self.max_receivers = n;
         self
     }
 
-    /// Largest message of an MPMC ring (bytes per slot). Unused by SPSC.
+    /// Largest message of an MPMC ring (bytes per slot): 1 B..=16 MiB, default 256; outside
+    /// that, creating an MPMC segment fails with
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig). Unused by SPSC.
     pub fn slot_size(mut self, bytes: u64) -> Self {
         self.slot_size = bytes;
         self
@@ -105,13 +147,17 @@ impl Config {
     }
 
     /// How long `open` waits for a segment that is being created to become ready.
+    /// [`Duration::MAX`] waits for ever.
     pub fn open_timeout(mut self, timeout: Duration) -> Self {
         self.open_timeout = timeout;
         self
     }
 
     /// How often a blocked call checks that its peer is still alive (and the longest single
-    /// sleep). A dead peer is noticed within about this long.
+    /// sleep). A dead peer is noticed within about this long. Values below 100 µs count as
+    /// 100 µs (a floor, so that a waiting side does not spin on the clock);
+    /// [`Duration::MAX`] never checks (a dead peer is then never reported by a blocking call
+    /// without a timeout).
     pub fn liveness_interval(mut self, interval: Duration) -> Self {
         self.liveness_interval = interval.max(Duration::from_micros(100));
         self
@@ -144,27 +190,123 @@ impl Config {
         self.trust.clone().allow_writable(self.mode)
     }
 
-    /// The ring data bytes an SPSC segment made with this config gets.
-    pub fn capacity_bytes(&self) -> u64 {
-        self.capacity
-            .unwrap_or(1 << 20)
-            .clamp(
-                crate::ring::spsc::MIN_CAPACITY,
-                crate::ring::spsc::MAX_CAPACITY,
-            )
-            .next_power_of_two()
+    /// The ring data bytes an SPSC segment made with this config gets (the capacity rounded
+    /// up to a power of two), or [`Error::InvalidConfig`] if that is outside 64 B..=4 GiB.
+    pub fn capacity_bytes(&self) -> Result<u64> {
+        rounded_in(
+            "SPSC capacity (ring data bytes)",
+            self.capacity.unwrap_or(DEFAULT_SPSC_BYTES),
+            MIN_CAPACITY,
+            MAX_CAPACITY,
+        )
     }
 
-    /// The slot count an MPMC segment made with this config gets.
-    pub fn capacity_slots(&self) -> u64 {
-        self.capacity
-            .unwrap_or(1024)
-            .clamp(crate::ring::mpmc::MIN_SLOTS, crate::ring::mpmc::MAX_SLOTS)
-            .next_power_of_two()
+    /// The slot count an MPMC segment made with this config gets (the capacity rounded up to
+    /// a power of two), or [`Error::InvalidConfig`] if that is outside 2..=16 Mi.
+    pub fn capacity_slots(&self) -> Result<u64> {
+        rounded_in(
+            "MPMC capacity (slots)",
+            self.capacity.unwrap_or(DEFAULT_MPMC_SLOTS),
+            MIN_SLOTS,
+            MAX_SLOTS,
+        )
+    }
+
+    /// The MPMC slot size, checked against 1 B..=16 MiB.
+    pub(crate) fn checked_slot_size(&self) -> Result<u64> {
+        if (1..=MAX_SLOT_SIZE).contains(&self.slot_size) {
+            Ok(self.slot_size)
+        } else {
+            Err(Error::InvalidConfig(format!(
+                "MPMC slot size {} B is outside 1 B..={MAX_SLOT_SIZE} B",
+                self.slot_size
+            )))
+        }
+    }
+
+    /// The MPMC maxima `(senders, receivers)`, checked against 1..=1024.
+    pub(crate) fn peer_maxima(&self) -> Result<(u32, u32)> {
+        for (what, n) in [
+            ("max_senders", self.max_senders),
+            ("max_receivers", self.max_receivers),
+        ] {
+            if !(1..=MAX_PEERS).contains(&n) {
+                return Err(Error::InvalidConfig(format!(
+                    "{what} {n} is outside 1..={MAX_PEERS}"
+                )));
+            }
+        }
+        Ok((self.max_senders, self.max_receivers))
     }
 
     /// The configured wait strategy.
     pub fn wait_strategy(&self) -> Wait {
         self.wait
+    }
+}
+
+/// `want` rounded up to a power of two, if `want >= min` and the result is at most `max`.
+fn rounded_in(what: &str, want: u64, min: u64, max: u64) -> Result<u64> {
+    match want.checked_next_power_of_two() {
+        Some(r) if want >= min && r <= max => Ok(r),
+        _ => Err(Error::InvalidConfig(format!(
+            "{what} {want} is outside {min}..={max} (a capacity is rounded up to a power of two, \
+             and that must not exceed the maximum)"
+        ))),
+    }
+}
+
+#[cfg(all(test, not(shmring_loom)))]
+mod tests {
+    use super::*;
+
+    fn invalid(r: Result<u64>) -> bool {
+        matches!(r, Err(Error::InvalidConfig(_)))
+    }
+
+    #[test]
+    fn capacities_round_up_inside_the_range_and_are_errors_outside() {
+        let c = |n| Config::default().capacity(n);
+        assert_eq!(Config::default().capacity_bytes().unwrap(), 1 << 20);
+        assert_eq!(Config::default().capacity_slots().unwrap(), 1024);
+        assert_eq!(c(64).capacity_bytes().unwrap(), 64);
+        assert_eq!(c(65).capacity_bytes().unwrap(), 128);
+        assert_eq!(c(1 << 32).capacity_bytes().unwrap(), 1 << 32);
+        for bad in [0, 1, 63, (1 << 32) + 1, 1 << 40, u64::MAX] {
+            assert!(invalid(c(bad).capacity_bytes()), "{bad}");
+        }
+        assert_eq!(c(2).capacity_slots().unwrap(), 2);
+        assert_eq!(c(3).capacity_slots().unwrap(), 4);
+        assert_eq!(c(1 << 24).capacity_slots().unwrap(), 1 << 24);
+        for bad in [0, 1, (1 << 24) + 1, 1 << 40, u64::MAX] {
+            assert!(invalid(c(bad).capacity_slots()), "{bad}");
+        }
+        let msg = c(0).capacity_bytes().unwrap_err().to_string();
+        assert!(msg.contains("64..=4294967296"), "{msg}");
+    }
+
+    #[test]
+    fn slot_sizes_and_peer_maxima_are_checked_not_clamped() {
+        let d = Config::default();
+        assert_eq!(d.clone().slot_size(1).checked_slot_size().unwrap(), 1);
+        assert_eq!(
+            d.clone().slot_size(1 << 24).checked_slot_size().unwrap(),
+            1 << 24
+        );
+        assert!(d.clone().slot_size(0).checked_slot_size().is_err());
+        assert!(d
+            .clone()
+            .slot_size((1 << 24) + 1)
+            .checked_slot_size()
+            .is_err());
+        assert_eq!(
+            d.clone().max_senders(1024).peer_maxima().unwrap(),
+            (1024, 16)
+        );
+        assert_eq!(d.clone().max_receivers(1).peer_maxima().unwrap(), (16, 1));
+        for (s, r) in [(0, 1), (1, 0), (1025, 1), (1, 1025), (u32::MAX, 1)] {
+            let e = d.clone().max_senders(s).max_receivers(r).peer_maxima();
+            assert!(matches!(e, Err(Error::InvalidConfig(_))), "{s} {r}");
+        }
     }
 }

@@ -46,6 +46,11 @@ pub enum Error {
     /// The segment was made by an incompatible version, or with a layout this side cannot use.
     #[error("incompatible segment: {0}")]
     Incompatible(String),
+    /// A [`Config`](crate::Config) value outside its documented range (a capacity, a slot
+    /// size, a peer maximum); the message names the value and the valid range. Nothing is
+    /// clamped silently: the segment is not created.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
     /// A name that cannot be used for a shared-memory segment or a transport endpoint.
     #[error("invalid name {name:?}: {reason}")]
     InvalidName {

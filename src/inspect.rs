@@ -334,12 +334,36 @@ pub fn list() -> Result<Vec<SegmentInfo>> {
 /// [`inspect`] does), and returns what it was; processes that have it mapped keep using it.
 /// `Ok(None)`: a regular file that is not a shmring segment, left alone. Anything that is not a
 /// regular file is an error and is left alone too.
+///
+/// A `Wait::Semaphore` segment's System V semaphore set goes too if no handle uses it (it is
+/// checked to be the set the segment's owner made first); a set still in use is removed by its
+/// last user, which finds the name gone.
 pub fn remove(name: &str) -> Result<Option<SegmentInfo>> {
     let Some(info) = inspect(name)? else {
         return Ok(None);
     };
+    let sem = semaphore_record(&info);
     Segment::unlink(&info.name)?;
+    if let Some((id, ctime)) = sem {
+        crate::sync::semaphore::remove_unused_id(id, ctime, info.uid);
+    }
     Ok(Some(info))
+}
+
+/// The semaphore set a `Wait::Semaphore` segment records: `(id, creation time)`, read from
+/// the file (`None` for other segments, or if it cannot be read).
+fn semaphore_record(info: &SegmentInfo) -> Option<(u32, u64)> {
+    let h = info.header.as_ref()?;
+    if crate::Wait::from_raw(h.wait) != Some(crate::Wait::Semaphore) || !info.initialised {
+        return None;
+    }
+    let off = crate::shm::sem_record_offset(info.kind?);
+    let (file, _) = open_regular(&format!("{SHM_DIR}{}", info.name)).ok()?;
+    let mut b = [0u8; 16];
+    file.read_exact_at(&mut b, off).ok()?;
+    let id = u32::from_ne_bytes(b[..4].try_into().ok()?);
+    let ctime = u64::from_ne_bytes(b[8..].try_into().ok()?);
+    Some((id, ctime))
 }
 
 #[cfg(test)]

@@ -204,6 +204,26 @@ fn recv_timeout(t: T) {
     hygiene(t, &url);
 }
 
+/// `Duration::MAX` means "no deadline" in both `_timeout` forms: no overflow, no panic, no
+/// early `Timeout`; the call returns when the message (or room) comes.
+fn duration_max(t: T) {
+    let (mut tx, mut rx, url) = pair(t, PREFIX);
+    let mut buf = Vec::new();
+    thread::scope(|s| {
+        s.spawn(|| {
+            thread::sleep(Duration::from_millis(30));
+            tx.send_timeout(b"late", Duration::MAX).unwrap();
+        });
+        let start = Instant::now();
+        let n = rx.recv_into_timeout(&mut buf, Duration::MAX).unwrap();
+        assert_eq!(&buf[..n], b"late");
+        assert!(start.elapsed() >= Duration::from_millis(20));
+    });
+    drop(tx);
+    drop(rx);
+    hygiene(t, &url);
+}
+
 fn sender_drop(t: T) {
     let (mut tx, mut rx, url) = pair(t, PREFIX);
     for m in [&b"a"[..], b"", b"ccc"] {
@@ -370,6 +390,10 @@ macro_rules! conformance {
             #[test]
             fn recv_timeout_honours_its_timeout() {
                 super::recv_timeout($t)
+            }
+            #[test]
+            fn duration_max_means_no_deadline() {
+                super::duration_max($t)
             }
             #[test]
             fn sender_drop_drains_then_disconnected() {

@@ -12,8 +12,39 @@
 //! alive by holding an open-file-description lock (`F_OFD_SETLK`) on its own byte of the segment
 //! file; the kernel drops it when the process dies, however it dies. The other side asks with
 //! `F_OFD_GETLK`. The same lock makes a side exclusive: a second live sender cannot take it.
+//!
+//! ## Across `fork`
+//! An OFD lock belongs to the open file description, and `fork` shares every description with
+//! the child: a child that outlives its parent would keep the parent's lock, and the peer would
+//! see the dead parent alive until the child exits (issue 13: 1.98 s for a child that slept
+//! 2 s). So the lock is not taken on the segment's descriptor but on a *lock descriptor* of
+//! its own: a second open file description of the same file (reopened through
+//! `/proc/self/fd`, checked to be the same inode), registered in a process-wide list. A
+//! `pthread_atfork` child handler replaces every registered lock descriptor in the child with
+//! `/dev/null` (`dup3`, so the number stays valid for the child's copy of the handle to close
+//! later). The child then holds no reference to the lock's description; when the parent dies
+//! the last reference goes and the kernel drops the lock at once. The parent keeps its lock
+//! (the description is still referenced by the parent's descriptor).
+//!
+//! Alternatives weighed: classic POSIX record locks (`F_SETLK`) are not inherited by `fork`,
+//! but they belong to the process, not the handle: two handles of one process do not exclude
+//! each other, `F_GETLK` cannot see the process's own locks (so two halves in one process would
+//! think each other dead), and closing *any* descriptor of the file (an `inspect` in the same
+//! process) silently drops them all. `flock` locks belong to the description like OFD locks and
+//! have the same inheritance problem. A handler that only closed the child's descriptor would
+//! leave the handle's `OwnedFd` closing a number that may by then be reused, hence the `dup3`.
+//!
+//! What a forked child's copy of a handle is: not a participant. It holds no lock; its
+//! liveness queries see no peer of its own; using it would race the parent's handle on the
+//! same place. A child that needs the channel opens a handle of its own (the segment's
+//! descriptor, [`Segment::fd`], stays usable in the child), and exits with `_exit` or `exec`
+//! rather than dropping the parent's handles. A raw `clone`/`vfork` without the atfork
+//! handlers keeps the old behaviour (the lock descriptor is `O_CLOEXEC`, so an `exec` drops
+//! it). Without `/proc` (no reopen) the lock falls back to a duplicate of the segment's
+//! descriptor, which a child does inherit.
 
 pub mod fd_passing;
+mod fork_guard;
 mod header;
 mod name;
 
@@ -21,6 +52,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -61,6 +93,9 @@ pub struct Segment {
     map: MmapRaw,
     len: usize,
     unlink_on_drop: bool,
+    /// The descriptor the liveness locks are taken on (module docs, "Across `fork`"), made by
+    /// the first `lock_side`.
+    lock_fd: OnceLock<OwnedFd>,
 }
 
 /// Byte of the segment file that participant `i` locks to prove it is alive. SPSC uses 0 for
@@ -133,6 +168,7 @@ impl Segment {
             map,
             len,
             unlink_on_drop: true,
+            lock_fd: OnceLock::new(),
         };
         seg.write_identity(id);
         Ok(seg)
@@ -171,6 +207,7 @@ impl Segment {
             map,
             len,
             unlink_on_drop: false,
+            lock_fd: OnceLock::new(),
         };
         seg.write_identity(id);
         Ok(seg)
@@ -262,7 +299,9 @@ impl Segment {
 
     /// The checks of [`open`](Self::open) on a file already open.
     fn from_file(file: File, name: String, timeout: Duration) -> Result<Segment> {
-        let deadline = Instant::now() + timeout;
+        // `None`: no deadline (`Duration::MAX`, or anything an `Instant` cannot reach).
+        let deadline = Instant::now().checked_add(timeout);
+        let expired = || deadline.is_some_and(|d| Instant::now() >= d);
         // The creator may not have sized the file yet: wait for at least a header.
         let len = loop {
             let st = fstat(file.as_raw_fd()).map_err(|e| Error::io(format!("fstat {name}"), e))?;
@@ -270,7 +309,7 @@ impl Segment {
             if len >= HEADER_LEN {
                 break len;
             }
-            if Instant::now() >= deadline {
+            if expired() {
                 return Err(Error::Incompatible(format!(
                     "{name} is {len} bytes, too short for a shmring header ({HEADER_LEN} bytes): not a shmring segment"
                 )));
@@ -284,6 +323,7 @@ impl Segment {
             map,
             len,
             unlink_on_drop: false,
+            lock_fd: OnceLock::new(),
         };
         let snap = loop {
             let snap = seg.header().snapshot();
@@ -302,7 +342,7 @@ impl Segment {
             if snap.init == INIT_DONE {
                 break snap;
             }
-            if Instant::now() >= deadline {
+            if expired() {
                 return Err(Error::Incompatible(format!(
                     "{} was never fully initialised within {timeout:?} (its creator died or it is not a shmring segment)",
                     seg.name
@@ -358,9 +398,22 @@ impl Segment {
     /// Takes participant `side`'s liveness lock (see `lock_byte`). `Ok(false)`: a live process
     /// holds it.
     pub(crate) fn lock_side(&self, side: usize) -> Result<bool> {
+        let fd = match self.lock_fd.get() {
+            Some(fd) => fd,
+            None => {
+                let fd = self.open_lock_fd()?;
+                fork_guard::register(fd.as_raw_fd());
+                // `&self` is not shared across threads while a handle is being made; if it
+                // were, the loser's descriptor is unregistered and closed here.
+                if let Err(fd) = self.lock_fd.set(fd) {
+                    fork_guard::unregister(fd.as_raw_fd());
+                }
+                self.lock_fd.get().expect("set above")
+            }
+        };
         let mut fl = flock(libc::F_WRLCK as libc::c_short, lock_byte(side));
-        // SAFETY: the fd is open for the life of `self.file`; `fl` is a valid flock on this stack.
-        let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+        // SAFETY: `fd` is open for the life of `self`; `fl` is a valid flock on this stack.
+        let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
         if rc == 0 {
             return Ok(true);
         }
@@ -369,6 +422,66 @@ impl Segment {
             Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
             _ => Err(Error::io(format!("F_OFD_SETLK on {}", self.name), err)),
         }
+    }
+
+    /// A second open file description of the segment file, for the liveness locks (module
+    /// docs, "Across `fork`"): `/proc/self/fd/N` reopened, checked to be the same file.
+    fn open_lock_fd(&self) -> Result<OwnedFd> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let reopened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(format!("/proc/self/fd/{}", self.file.as_raw_fd()));
+        let same = |f: &File| -> Result<bool> {
+            let (a, b) = (f.metadata(), self.file.metadata());
+            let (a, b) = (
+                a.map_err(|e| Error::io(format!("fstat lock descriptor of {}", self.name), e))?,
+                b.map_err(|e| Error::io(format!("fstat {}", self.name), e))?,
+            );
+            Ok(a.dev() == b.dev() && a.ino() == b.ino())
+        };
+        match reopened {
+            Ok(f) if same(&f)? => Ok(f.into()),
+            Ok(_) => Err(Error::Incompatible(format!(
+                "/proc/self/fd of {} led to another file",
+                self.name
+            ))),
+            // No /proc: a duplicate (shares the description, so a fork child keeps the lock).
+            Err(_) => self
+                .file
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| Error::io(format!("dup {}", self.name), e)),
+        }
+    }
+
+    /// The uid that owns the segment file (for checking the semaphore set's creator).
+    #[cfg_attr(shmring_loom, allow(dead_code))]
+    pub(crate) fn owner_uid(&self) -> Result<u32> {
+        use std::os::unix::fs::MetadataExt;
+        self.file
+            .metadata()
+            .map(|m| m.uid())
+            .map_err(|e| Error::io(format!("fstat {}", self.name), e))
+    }
+
+    /// Whether a new handle could still open this segment once this one has dropped: false
+    /// for an anonymous segment, for one this handle unlinks on drop, and for one whose name
+    /// is gone or now names another file.
+    #[cfg_attr(shmring_loom, allow(dead_code))]
+    pub(crate) fn reachable_after_drop(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        if self.unlink_on_drop || self.name.starts_with("memfd:") {
+            return false;
+        }
+        let (Ok(named), Ok(ours)) = (
+            std::fs::symlink_metadata(format!("/dev/shm{}", self.name)),
+            self.file.metadata(),
+        ) else {
+            return false;
+        };
+        named.dev() == ours.dev() && named.ino() == ours.ino()
     }
 
     /// True if a process other than this handle holds participant `side`'s liveness lock.
@@ -396,6 +509,9 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
+        if let Some(fd) = self.lock_fd.take() {
+            fork_guard::unregister(fd.as_raw_fd());
+        }
         if self.unlink_on_drop {
             // The name may already be gone (removed by hand or by `shmring rm`); nothing to do.
             let _ = shm_unlink(self.name.as_str());

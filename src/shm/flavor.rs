@@ -75,8 +75,8 @@ pub trait Flavor: Sized + Send + std::fmt::Debug + 'static {
     /// `(capacity, slot_size)` of a new segment made with `cfg`, validated.
     fn geometry(cfg: &Config) -> Result<(u64, u64)>;
     /// The most senders and receivers a new segment made with `cfg` admits, as recorded in
-    /// the header (0 where the ring fixes them).
-    fn maxima(cfg: &Config) -> (u32, u32);
+    /// the header (0 where the ring fixes them), or `InvalidConfig` outside their range.
+    fn maxima(cfg: &Config) -> Result<(u32, u32)>;
     /// Validates a geometry (from `cfg` or from a header) and gives the body's length.
     fn body_len(capacity: u64, slot_size: u64) -> Result<u64>;
     /// Initialises a fresh body (beyond the zeroes a new segment holds).

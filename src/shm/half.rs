@@ -16,7 +16,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ring::layout::align_up;
 use crate::segment::{Identity, Segment};
-use crate::sync::wait::{block_on, Event, Until, WaitPolicy};
+use crate::sync::semaphore::SemSet;
+use crate::sync::wait::{block_on, Event, Sleep, Until, WaitPolicy};
 use crate::sync::Wait;
 
 /// Offsets of the parts of a segment whose body is `body_len` bytes (module docs of `shm`).
@@ -26,6 +27,15 @@ struct Layout {
     events: u64,
     body: u64,
     total: u64,
+}
+
+/// Offset of the events in a segment holding an `R` ring.
+#[cfg_attr(shmring_loom, allow(dead_code))]
+pub(crate) fn events_offset<R: Flavor>() -> u64 {
+    align_up(
+        crate::segment::CONTROL_OFFSET + std::mem::size_of::<R::Control>(),
+        128,
+    ) as u64
 }
 
 impl Layout {
@@ -62,6 +72,11 @@ struct Link<R: Flavor> {
     events: NonNull<Events>,
     ctrl: NonNull<R::Control>,
     wait: Wait,
+    /// How to sleep on each event (the semaphores of `sem`, for `Wait::Semaphore`).
+    sleep: [Sleep; 2],
+    /// The System V semaphore set this handle validated and joined (`Wait::Semaphore`).
+    #[cfg(not(shmring_loom))]
+    sem: Option<SemSet>,
     policy: WaitPolicy,
     role: Role,
     /// Participant indexes of our side and of the other side.
@@ -91,12 +106,12 @@ impl<R: Flavor> Link<R> {
     #[inline]
     fn notify_one(&self, which: usize) {
         if self.wait != Wait::Spin {
-            self.event(which).notify_one(self.wait);
+            self.event(which).notify_one(self.sleep[which]);
         }
     }
 
     fn notify_all(&self, which: usize) {
-        self.event(which).notify_all(self.wait);
+        self.event(which).notify_all(self.sleep[which]);
     }
 
     fn peer_role(&self) -> Role {
@@ -156,6 +171,17 @@ impl<R: Flavor> Link<R> {
     }
 }
 
+#[cfg(not(shmring_loom))]
+impl<R: Flavor> Drop for Link<R> {
+    fn drop(&mut self) {
+        if let Some(set) = self.sem.take() {
+            // Runs before the segment drops (and maybe unlinks its name): ask it what it will
+            // be then.
+            set.leave(!self.site.reachable_after_drop());
+        }
+    }
+}
+
 /// Creates a segment (named, or anonymous for `None`) and lays out an empty `R` ring in it,
 /// not yet published.
 fn create<R: Flavor>(name: Option<&str>, cfg: &Config) -> Result<Site> {
@@ -175,7 +201,21 @@ fn create<R: Flavor>(name: Option<&str>, cfg: &Config) -> Result<Site> {
     };
     let mut site = Site::from(seg);
     site.set_unlink_on_drop(!cfg.persist);
-    init::<R>(&site, cfg, &layout, capacity, slot_size)?;
+    // The semaphore set: made here, recorded in the events; every handle (this one too, in
+    // `attach`) then joins it through the record. On failure it goes with the segment.
+    #[cfg(not(shmring_loom))]
+    let sem = match cfg.wait {
+        Wait::Semaphore => Some(SemSet::create(cfg.mode)?),
+        _ => None,
+    };
+    #[cfg(shmring_loom)]
+    let sem = None;
+    let made = init::<R>(&site, cfg, &layout, capacity, slot_size, sem.as_ref());
+    #[cfg(not(shmring_loom))]
+    if let Some(set) = sem {
+        set.leave(made.is_err());
+    }
+    made?;
     Ok(site)
 }
 
@@ -186,8 +226,9 @@ fn init<R: Flavor>(
     layout: &Layout,
     capacity: u64,
     slot_size: u64,
+    sem: Option<&SemSet>,
 ) -> Result<()> {
-    let (max_s, max_r) = R::maxima(cfg);
+    let (max_s, max_r) = R::maxima(cfg)?;
     let h = site.header();
     h.max_senders
         .store(max_s, std::sync::atomic::Ordering::Relaxed);
@@ -201,7 +242,7 @@ fn init<R: Flavor>(
     // `publish`. Writing whole values initialises them without forming references first.
     unsafe {
         ctrl.cast::<R::Control>().as_ptr().write(R::new_control());
-        init_events(events, cfg.wait)?;
+        init_events(events, sem)?;
         R::init_body(Parts {
             ctrl: ctrl.cast(),
             body,
@@ -290,11 +331,34 @@ fn attach<R: Flavor>(
     if created {
         site.publish();
     }
+    #[cfg(not(shmring_loom))]
+    let (sleep, sem) = {
+        // SAFETY: `events` lies in the mapping `site` owns (checked by `at`), initialised by
+        // the creator before it published the segment; `Event` holds only atomics.
+        let first: &Event = unsafe { &events.cast::<Events>().as_ref()[READABLE] };
+        match wait {
+            Wait::Spin => ([Sleep::Spin; 2], None),
+            Wait::Futex => ([Sleep::Futex; 2], None),
+            Wait::Semaphore => {
+                let set = SemSet::attach(first.sem_record(), site.owner_uid()?)?;
+                let sleep = [
+                    Sleep::Semaphore(set.slot(READABLE as u16)),
+                    Sleep::Semaphore(set.slot(WRITABLE as u16)),
+                ];
+                (sleep, Some(set))
+            }
+        }
+    };
+    #[cfg(shmring_loom)]
+    let sleep = [Sleep::from(wait); 2];
     let link = Link {
         site,
         events,
         ctrl,
         wait,
+        sleep,
+        #[cfg(not(shmring_loom))]
+        sem,
         policy: WaitPolicy {
             slice: cfg.liveness_interval,
         },
@@ -460,11 +524,11 @@ pub(crate) fn heap_site<R: Flavor>(cfg: &Config) -> Result<super::site::HeapSite
         data_offset: layout.body,
         total_len: layout.total,
     };
-    let (s, r) = R::maxima(cfg);
+    let (s, r) = R::maxima(cfg)?;
     let places = (s.max(1) + r.max(1)) as usize;
     let heap = super::site::HeapSite::create(&id, places)?;
     let site = Site::Heap(heap.share());
-    init::<R>(&site, cfg, &layout, capacity, slot_size)?;
+    init::<R>(&site, cfg, &layout, capacity, slot_size, None)?;
     site.publish();
     Ok(heap)
 }
@@ -625,7 +689,7 @@ impl<R: Flavor> Sender<R> {
                 let end = &self.end;
                 self.link
                     .event(WRITABLE)
-                    .notify_one_if(self.link.wait, || end.room());
+                    .notify_one_if(self.link.sleep[WRITABLE], || end.room());
             }
             return Ok(grant);
         }
@@ -640,7 +704,7 @@ impl<R: Flavor> Sender<R> {
         let wait = link.wait;
         let link = &*link;
         block_on(
-            wait,
+            link.sleep[WRITABLE],
             link.event(WRITABLE),
             &link.policy,
             until,
@@ -649,12 +713,12 @@ impl<R: Flavor> Sender<R> {
                 if wait != Wait::Spin {
                     match &r {
                         Err(Error::Full) if <R::Producer as ProducerEnd>::WAKE_ON_FULL => {
-                            link.event(READABLE).notify_one(wait)
+                            link.event(READABLE).notify_one(link.sleep[READABLE])
                         }
                         // Pass a wake on if more room is free too (`mpmc` docs, "Waking").
-                        Ok(_) if <R::Producer as ProducerEnd>::PASS_ON => {
-                            link.event(WRITABLE).notify_one_if(wait, || end.room())
-                        }
+                        Ok(_) if <R::Producer as ProducerEnd>::PASS_ON => link
+                            .event(WRITABLE)
+                            .notify_one_if(link.sleep[WRITABLE], || end.room()),
                         _ => {}
                     }
                 }
@@ -906,7 +970,7 @@ impl<R: Flavor> Receiver<R> {
                 let end = &self.end;
                 self.link
                     .event(READABLE)
-                    .notify_one_if(self.link.wait, || end.more());
+                    .notify_one_if(self.link.sleep[READABLE], || end.more());
             }
             return Ok(frame);
         }
@@ -921,7 +985,7 @@ impl<R: Flavor> Receiver<R> {
         let wait = link.wait;
         let link = &*link;
         block_on(
-            wait,
+            link.sleep[READABLE],
             link.event(READABLE),
             &link.policy,
             until,
@@ -930,12 +994,12 @@ impl<R: Flavor> Receiver<R> {
                 if wait != Wait::Spin {
                     match &r {
                         Err(Error::Empty) if <R::Consumer as ConsumerEnd>::WAKE_ON_EMPTY => {
-                            link.event(WRITABLE).notify_one(wait)
+                            link.event(WRITABLE).notify_one(link.sleep[WRITABLE])
                         }
                         // Pass a wake on if the next message is ready too.
-                        Ok(_) if <R::Consumer as ConsumerEnd>::PASS_ON => {
-                            link.event(READABLE).notify_one_if(wait, || end.more())
-                        }
+                        Ok(_) if <R::Consumer as ConsumerEnd>::PASS_ON => link
+                            .event(READABLE)
+                            .notify_one_if(link.sleep[READABLE], || end.more()),
                         _ => {}
                     }
                 }

@@ -31,20 +31,21 @@ use std::ptr::NonNull;
 use crossbeam_utils::CachePadded;
 
 use crate::error::Result;
+use crate::sync::semaphore::SemSet;
 use crate::sync::wait::Event;
-use crate::sync::Wait;
 
 /// The two events of a channel: the receivers sleep on `READABLE`, the senders on `WRITABLE`.
 pub(crate) type Events = [CachePadded<Event>; 2];
 pub(crate) const READABLE: usize = 0;
 pub(crate) const WRITABLE: usize = 1;
 
-/// Writes fresh events at `at` (inside a segment being created) and prepares them for `wait`.
+/// Writes fresh events at `at` (inside a segment being created), recording `sem` (the set of a
+/// [`Wait::Semaphore`] segment) in both.
 ///
 /// # Safety
 /// `at` is valid for writes of `size_of::<Events>()` bytes, aligned for `Events`, and no other
 /// process uses the memory before the segment is published.
-unsafe fn init_events(at: NonNull<u8>, wait: Wait) -> Result<()> {
+unsafe fn init_events(at: NonNull<u8>, sem: Option<&SemSet>) -> Result<()> {
     let events = at.cast::<Events>();
     // SAFETY: per the contract; writing a whole value initialises the memory without forming
     // a reference to what it held before.
@@ -54,12 +55,25 @@ unsafe fn init_events(at: NonNull<u8>, wait: Wait) -> Result<()> {
             CachePadded::new(Event::new()),
         ])
     };
-    // SAFETY: just initialised above; it stays at this address for the life of the segment and
-    // nobody else uses it yet (contract).
+    // SAFETY: just initialised above; it stays at this address for the life of the segment.
     let events = unsafe { events.as_ref() };
-    for e in events {
-        // SAFETY: as above: once, before sharing, at its final address.
-        unsafe { e.prepare(wait)? };
+    if let Some(set) = sem {
+        for (i, e) in events.iter().enumerate() {
+            set.record(e.sem_record(), i as u16)?;
+        }
     }
     Ok(())
+}
+
+/// Byte offset, in a segment holding a `kind` ring, of the semaphore set record (id, then
+/// creation time at +8) of the first event: for `inspect::remove`, which reads it from the
+/// file.
+#[cfg(not(shmring_loom))]
+pub(crate) fn sem_record_offset(kind: crate::segment::RingKind) -> u64 {
+    use crate::segment::RingKind;
+    let events = match kind {
+        RingKind::Spsc => half::events_offset::<spsc::Spsc>(),
+        RingKind::Mpmc => half::events_offset::<mpmc::Mpmc>(),
+    };
+    events + std::mem::offset_of!(Event, sem) as u64
 }

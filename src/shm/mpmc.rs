@@ -99,22 +99,15 @@ impl flavor::Flavor for Mpmc {
     }
 
     fn geometry(cfg: &Config) -> Result<(u64, u64)> {
-        let slots = cfg.capacity_slots();
-        let slot_size = cfg.slot_size;
-        ring::validate_geometry(slots, slot_size).map_err(|_| {
-            Error::Incompatible(format!(
-                "an MPMC slot must hold 1 B..={} B, not {slot_size} bytes",
-                ring::MAX_SLOT_SIZE
-            ))
-        })?;
+        let slots = cfg.capacity_slots()?;
+        let slot_size = cfg.checked_slot_size()?;
+        cfg.peer_maxima()?;
+        ring::validate_geometry(slots, slot_size)?;
         Ok((slots, slot_size))
     }
 
-    fn maxima(cfg: &Config) -> (u32, u32) {
-        (
-            cfg.max_senders.clamp(1, MAX_PEERS),
-            cfg.max_receivers.clamp(1, MAX_PEERS),
-        )
+    fn maxima(cfg: &Config) -> Result<(u32, u32)> {
+        cfg.peer_maxima()
     }
 
     fn body_len(slots: u64, slot_size: u64) -> Result<u64> {

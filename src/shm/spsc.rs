@@ -80,13 +80,13 @@ impl flavor::Flavor for Spsc {
     }
 
     fn geometry(cfg: &Config) -> Result<(u64, u64)> {
-        let cap = cfg.capacity_bytes();
+        let cap = cfg.capacity_bytes()?;
         ring::validate_capacity(cap)?;
         Ok((cap, 0))
     }
 
-    fn maxima(_: &Config) -> (u32, u32) {
-        (0, 0)
+    fn maxima(_: &Config) -> Result<(u32, u32)> {
+        Ok((0, 0))
     }
 
     fn body_len(capacity: u64, _slot_size: u64) -> Result<u64> {

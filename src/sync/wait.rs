@@ -19,11 +19,12 @@
 //! peer is noticed even if no wake ever comes.
 //!
 //! # The semaphore variant
-//! With [`Wait::Semaphore`] the [`Event`] sleeps on a process-shared POSIX semaphore instead of
-//! the futex word; `waiters` and the two fences are the same. There is no compare: a post made
-//! between the sleeper's re-check (3) and its `sem_wait` (4) stays in the semaphore, so the
-//! `sem_wait` returns at once. That is the same "no lost wakeup" argument with the semaphore's
-//! memory in place of the futex word's.
+//! With [`Wait::Semaphore`] the [`Event`] sleeps on a semaphore of a kernel-held System V set
+//! (`sync::semaphore`: nothing in shared memory that a peer could corrupt into an abort)
+//! instead of the futex word; `waiters` and the two fences are the same. There is no compare:
+//! a post made between the sleeper's re-check (3) and its `semtimedop` (4) stays in the
+//! semaphore, so the sleep returns at once. That is the same "no lost wakeup" argument with
+//! the semaphore's value in place of the futex word's.
 //!
 //! Posts accumulate where futex wakes do not: a post made for a waiter that then found its
 //! condition on the re-check, and left without `sem_wait`, stays pending and makes a later wait
@@ -43,7 +44,9 @@ use crate::error::{Error, Result};
 use crate::sync::atomic::{fence, AtomicU32, Ordering};
 use crate::sync::futex::Futex;
 use crate::sync::hint;
-use crate::sync::semaphore::Semaphore;
+use crate::sync::semaphore::SemRecord;
+#[cfg(not(shmring_loom))]
+use crate::sync::semaphore::SemSlot;
 
 /// How a blocking call waits when the ring is empty (receiver) or full (sender).
 ///
@@ -64,8 +67,9 @@ pub enum Wait {
     /// Spin briefly, then sleep on a shared futex word in the segment. The default.
     #[default]
     Futex,
-    /// Spin briefly, then sleep on a process-shared POSIX semaphore (`sem_init` with
-    /// `pshared = 1`) in the segment. For systems or tools that expect POSIX semaphores; the
+    /// Spin briefly, then sleep on a System V semaphore (`semget`), one set per segment,
+    /// held by the kernel: visible to `ipcs -s`, removed with the segment, nothing in shared
+    /// memory that a peer could corrupt. For systems or tools that expect semaphores; the
     /// futex is the faster of the two.
     Semaphore,
 }
@@ -135,66 +139,89 @@ impl Default for WaitPolicy {
     }
 }
 
+/// How this process sleeps on one event: the segment's [`Wait`], with what it needs that is
+/// not in shared memory (for the semaphore, the validated set this handle holds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sleep {
+    /// [`Wait::Spin`].
+    Spin,
+    /// [`Wait::Futex`] (and, under loom, [`Wait::Semaphore`]: the models use the futex).
+    Futex,
+    /// [`Wait::Semaphore`]: this semaphore.
+    #[cfg(not(shmring_loom))]
+    Semaphore(SemSlot),
+}
+
+impl Sleep {
+    /// The strategy.
+    pub fn wait(self) -> Wait {
+        match self {
+            Sleep::Spin => Wait::Spin,
+            Sleep::Futex => Wait::Futex,
+            #[cfg(not(shmring_loom))]
+            Sleep::Semaphore(_) => Wait::Semaphore,
+        }
+    }
+}
+
+/// Under loom, a strategy is all a sleep needs (no semaphores there).
+#[cfg(shmring_loom)]
+impl From<Wait> for Sleep {
+    fn from(wait: Wait) -> Sleep {
+        match wait {
+            Wait::Spin => Sleep::Spin,
+            Wait::Futex | Wait::Semaphore => Sleep::Futex,
+        }
+    }
+}
+
 /// One direction's wake-up point: placed in shared memory (or on the heap under loom).
 ///
-/// Which primitive it sleeps on is the segment's [`Wait`] (from the validated header), passed in
-/// by the caller, not read from the event: both primitives are always present.
+/// How to sleep on it is the caller's [`Sleep`] (from the validated header, and for the
+/// semaphore from the set the handle validated when it attached), not read from the event.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct Event {
     futex: Futex,
     waiters: AtomicU32,
-    sem: Semaphore,
-}
-
-/// True if `wait` sleeps on the semaphore (never under loom: the models use the futex).
-#[inline]
-fn uses_sem(wait: Wait) -> bool {
-    !cfg!(shmring_loom) && wait == Wait::Semaphore
+    /// Where the creator records the semaphore set ([`Wait::Semaphore`] only). Read once, by
+    /// an attaching handle, and validated.
+    pub(crate) sem: SemRecord,
 }
 
 impl Event {
-    /// A fresh event with no sleeper. Before a [`Wait::Semaphore`] side uses it, call
-    /// [`prepare`](Self::prepare) where it will stay.
+    /// A fresh event with no sleeper.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Initialises what `wait` needs (the semaphore) in place.
-    ///
-    /// # Safety
-    /// Called once by the creator, before any other thread or process uses the event, at the
-    /// address where it stays.
-    pub unsafe fn prepare(&self, wait: Wait) -> Result<()> {
-        if wait == Wait::Semaphore {
-            // SAFETY: forwarded from this function's contract.
-            unsafe { self.sem.init()? };
-        }
-        Ok(())
+    /// The semaphore set record (creator: write it; opener: read and validate it once).
+    pub fn sem_record(&self) -> &SemRecord {
+        &self.sem
     }
 
     /// Wakes one sleeper, if any announced itself. Call after the Release store that published
     /// the change the sleeper waits for.
     #[inline]
-    pub fn notify_one(&self, wait: Wait) {
-        self.notify(wait, 1, || true);
+    pub fn notify_one(&self, how: impl Into<Sleep>) {
+        self.notify(how.into(), 1, || true);
     }
 
     /// Wakes every sleeper (on close, or when several may be waiting for the same change).
-    pub fn notify_all(&self, wait: Wait) {
-        self.notify(wait, u32::MAX, || true);
+    pub fn notify_all(&self, how: impl Into<Sleep>) {
+        self.notify(how.into(), u32::MAX, || true);
     }
 
     /// Wakes one sleeper if any announced itself *and* `cond` (evaluated only then, after the
     /// fence) holds. For passing a wake on: a side that just took a message calls it with "is
     /// the next one ready too?", so a wake that reached a waiter too early is not lost.
     #[inline]
-    pub fn notify_one_if(&self, wait: Wait, cond: impl FnOnce() -> bool) {
-        self.notify(wait, 1, cond);
+    pub fn notify_one_if(&self, how: impl Into<Sleep>, cond: impl FnOnce() -> bool) {
+        self.notify(how.into(), 1, cond);
     }
 
     #[inline]
-    fn notify(&self, wait: Wait, count: u32, cond: impl FnOnce() -> bool) {
+    fn notify(&self, how: Sleep, count: u32, cond: impl FnOnce() -> bool) {
         // Pairs with the fence in `sleep`: either we see its `waiters` increment, or its
         // re-check sees the store our caller made before this fence.
         fence(Ordering::SeqCst);
@@ -202,28 +229,29 @@ impl Event {
         if waiters == 0 || !cond() {
             return;
         }
-        if uses_sem(wait) {
+        match how {
             #[cfg(not(shmring_loom))]
-            {
+            Sleep::Semaphore(sem) => {
                 // Post only up to the number of wakes wanted; pending posts count (module docs).
                 // Bounded, whatever `waiters` a peer wrote.
                 let want = count.min(waiters).min(1024) as i32;
-                let pending = self.sem.value().max(0);
+                let pending = sem.value();
                 for _ in pending..want {
-                    self.sem.post();
+                    sem.post();
                 }
             }
-        } else {
-            // Release: pairs with the Acquire load of the word in `sleep`.
-            self.futex.word().fetch_add(1, Ordering::Release);
-            self.futex.wake(count);
+            _ => {
+                // Release: pairs with the Acquire load of the word in `sleep`.
+                self.futex.word().fetch_add(1, Ordering::Release);
+                self.futex.wake(count);
+            }
         }
     }
 
     /// Steps 2 to 4 of the protocol. `ready` re-checks the condition; `Ok(Some(_))` ends the wait.
     fn sleep<T>(
         &self,
-        wait: Wait,
+        how: Sleep,
         timeout: Duration,
         ready: &mut impl FnMut() -> Result<T>,
     ) -> Result<Option<T>> {
@@ -234,18 +262,20 @@ impl Event {
         let seq = self.futex.word().load(Ordering::Acquire);
         let outcome = match not_ready(ready()) {
             Ok(None) => {
-                let slept = if uses_sem(wait) {
+                let slept = match how {
                     #[cfg(not(shmring_loom))]
-                    let slept = self.sem.wait(Some(timeout));
-                    #[cfg(shmring_loom)]
-                    let slept = Ok(());
-                    // Pairs with the notifier's fence: a post it counted on but did not make
-                    // is seen by the re-check that follows (module docs, semaphore variant).
-                    fence(Ordering::SeqCst);
-                    slept
-                } else {
-                    self.futex.wait(seq, Some(timeout));
-                    Ok(())
+                    Sleep::Semaphore(sem) => {
+                        let slept = sem.wait(Some(timeout));
+                        // Pairs with the notifier's fence: a post it counted on but did not
+                        // make is seen by the re-check that follows (module docs, semaphore
+                        // variant).
+                        fence(Ordering::SeqCst);
+                        slept
+                    }
+                    _ => {
+                        self.futex.wait(seq, Some(timeout));
+                        Ok(())
+                    }
                 };
                 slept.map(|()| None)
             }
@@ -273,7 +303,7 @@ fn not_ready<T>(r: Result<T>) -> Result<Option<T>> {
 /// * `until`: `Now` tries once (`Err(Empty)`/`Err(Full)` as they come); `Forever` waits in
 ///   slices; past a `Deadline`, `Err(Timeout)`.
 pub(crate) fn block_on<T>(
-    wait: Wait,
+    how: impl Into<Sleep>,
     event: &Event,
     policy: &WaitPolicy,
     until: Until,
@@ -282,6 +312,8 @@ pub(crate) fn block_on<T>(
 ) -> Result<T> {
     // The common case first, before any setup: the ring is ready.
     let first = attempt();
+    let how = how.into();
+    let wait = how.wait();
     if until == Until::Now {
         return first;
     }
@@ -295,7 +327,7 @@ pub(crate) fn block_on<T>(
     let backoff = Backoff::new();
     let mut spins: u32 = 0;
     // Set at the first look at the clock: reading it costs ~20 ns, too much for the fast path.
-    let mut next_check: Option<Instant> = None;
+    let mut next_check: Option<Option<Instant>> = None;
     loop {
         let sleepy = wait != Wait::Spin && (cfg!(shmring_loom) || backoff.is_completed());
         if !sleepy {
@@ -320,11 +352,13 @@ pub(crate) fn block_on<T>(
                 return Err(Error::Timeout);
             }
         }
-        let check_at = *next_check.get_or_insert(now + policy.slice);
+        // `None` inside: the slice reaches past what an `Instant` can hold (`Duration::MAX`),
+        // so the peer is never checked.
+        let check_at = *next_check.get_or_insert(now.checked_add(policy.slice));
         // Under loom there is no time: check every round, so that the model is deterministic
         // and explores the liveness check against every step of the other threads.
-        if cfg!(shmring_loom) || now >= check_at {
-            next_check = Some(now + policy.slice);
+        if cfg!(shmring_loom) || check_at.is_some_and(|at| now >= at) {
+            next_check = Some(now.checked_add(policy.slice));
             if let Err(gone) = peer_gone() {
                 // One last look: messages committed before the peer died come first.
                 return not_ready(attempt())?.ok_or(gone);
@@ -335,7 +369,7 @@ pub(crate) fn block_on<T>(
             if let Some(d) = deadline {
                 slice = slice.min(d.saturating_duration_since(now));
             }
-            if let Some(v) = event.sleep(wait, slice, &mut attempt)? {
+            if let Some(v) = event.sleep(how, slice, &mut attempt)? {
                 return Ok(v);
             }
         } else if let Some(v) = not_ready(attempt())? {
