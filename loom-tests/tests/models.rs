@@ -320,6 +320,82 @@ fn mpmc_dead_consumer_slot_is_recovered() {
     });
 }
 
+/// A producer dies holding a claimed slot; one consumer (the main thread) clears it, another
+/// consumer reads past it. The clearer and the reader are different threads, so only the
+/// Release of the recovery's stamp store (`Watcher::clear_abandoned`) orders the skip's length
+/// word before the reader sees the stamp: without it the reader can find the dead producer's
+/// owner mark where the length should be.
+#[test]
+fn mpmc_dead_producer_slot_cleared_by_another_consumer() {
+    model(3, || {
+        let heap = mpmc();
+        let mut doomed = heap.sender().unwrap();
+        let mut live = heap.sender().unwrap();
+        let clearer = heap.receiver().unwrap();
+        let mut reader = heap.receiver().unwrap();
+        std::mem::forget(doomed.reserve(8).unwrap());
+        kill(doomed);
+        live.send(&[3, 4, 5]).unwrap();
+        let t = thread::spawn(move || {
+            let mut buf = Vec::new();
+            for _ in 0..64 {
+                match reader.try_recv_into(&mut buf) {
+                    Ok(_) => return (reader, buf),
+                    Err(Error::Empty) => thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            panic!("the reader never got past the dead producer's slot");
+        });
+        clearer.check().unwrap();
+        let (_reader, got) = t.join().unwrap();
+        assert_eq!(got, [3, 4, 5]);
+        drop(live);
+    });
+}
+
+/// A consumer dies while it reads a message; one producer (the main thread) frees the dead
+/// consumer's slot, another producer writes into it. Only the Release of the recovery's stamp
+/// store orders the dead consumer's read of the slot (made visible to the clearer by the
+/// liveness lock) before the second producer's write: without it loom reports the payload
+/// cell accessed out of order.
+#[test]
+fn mpmc_dead_consumer_slot_freed_for_another_producer() {
+    model(2, || {
+        let heap = mpmc();
+        let clearer = heap.sender().unwrap();
+        let mut writer = heap.sender().unwrap();
+        let mut doomed = heap.receiver().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        {
+            let mut tx = heap.sender().unwrap();
+            tx.send(&[1]).unwrap();
+            tx.send(&[2, 2]).unwrap();
+        }
+        let d = thread::spawn(move || {
+            let guard = doomed.recv().unwrap();
+            assert_eq!(&*guard, [1]);
+            std::mem::forget(guard);
+            kill(doomed);
+        });
+        let w = thread::spawn(move || {
+            for _ in 0..64 {
+                match writer.try_send(&[4, 4, 4, 4]) {
+                    Ok(()) => return writer,
+                    Err(Error::Full) => thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            panic!("the writer never got past the dead consumer's slot");
+        });
+        d.join().unwrap();
+        clearer.check().unwrap();
+        let _writer = w.join().unwrap();
+        assert_eq!(recv(&mut rx).unwrap(), [2, 2]);
+        assert_eq!(recv(&mut rx).unwrap(), [4, 4, 4, 4]);
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // The wait/wake protocol alone
 
