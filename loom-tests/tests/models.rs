@@ -25,21 +25,34 @@ use shmring::{Config, Error, Wait};
 
 const W: Wait = Wait::Futex;
 
+/// Checks `f` in every interleaving with at most `bound` preemptions, or fewer if
+/// `LOOM_MAX_PREEMPTIONS` says so (`.ci/loom-mutants` runs models at a lower bound: a weakened
+/// ordering shows up in the values loads may return, which the bound does not limit).
 fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(bound);
+    b.preemption_bound = Some(b.preemption_bound.map_or(bound, |env| env.min(bound)));
     b.check(f);
 }
 
 /// An SPSC channel with a 64-byte ring (the minimum) on the heap.
 fn spsc() -> (shmring::spsc::Sender, shmring::spsc::Receiver) {
-    let heap = Heap::<Spsc>::new(Config::default().capacity(64).wait(W)).unwrap();
+    spsc_with(W)
+}
+
+/// As [`spsc`], waiting with `wait`.
+fn spsc_with(wait: Wait) -> (shmring::spsc::Sender, shmring::spsc::Receiver) {
+    let heap = Heap::<Spsc>::new(Config::default().capacity(64).wait(wait)).unwrap();
     (heap.sender().unwrap(), heap.receiver().unwrap())
 }
 
 /// An MPMC channel of two 16-byte slots on the heap.
 fn mpmc() -> Heap<Mpmc> {
-    Heap::<Mpmc>::new(Config::default().capacity(2).slot_size(16).wait(W)).unwrap()
+    mpmc_with(W)
+}
+
+/// As [`mpmc`], waiting with `wait`.
+fn mpmc_with(wait: Wait) -> Heap<Mpmc> {
+    Heap::<Mpmc>::new(Config::default().capacity(2).slot_size(16).wait(wait)).unwrap()
 }
 
 fn recv<R: shmring::channel::Receiver>(rx: &mut R) -> shmring::Result<Vec<u8>> {
@@ -122,6 +135,31 @@ fn spsc_sender_closes_while_receiver_waits() {
     });
 }
 
+/// The ring's own orderings, without the wait protocol: with `Wait::Spin` no `SeqCst` fence
+/// follows a commit or a release (with the futex, `notify` issues one after each, and a fence
+/// followed by a Relaxed store publishes like a Release store, which would hide a weakened
+/// one). Messages of 8, 8 and 32 bytes: the producer reads `head` after the first release
+/// (room for the wrap marker at 32), then needs the wrap skip itself (room for 48 bytes at 0,
+/// over the second message's payload, whose release it never read): only the skip's Release
+/// orders the consumer's read of that payload before the overwrite. Then the sender closes,
+/// and the close must not overtake the last message.
+#[test]
+fn spsc_spin_wrap_over_unread_release_then_close() {
+    model(2, || {
+        let (mut tx, mut rx) = spsc_with(Wait::Spin);
+        let t = thread::spawn(move || {
+            tx.send(&[1; 8]).unwrap();
+            tx.send(&[2; 8]).unwrap();
+            tx.send(&[3; 32]).unwrap();
+        });
+        assert_eq!(recv(&mut rx).unwrap(), [1; 8]);
+        assert_eq!(recv(&mut rx).unwrap(), [2; 8]);
+        assert_eq!(recv(&mut rx).unwrap(), [3; 32]);
+        assert!(matches!(recv(&mut rx), Err(Error::Disconnected)));
+        t.join().unwrap();
+    });
+}
+
 /// The sender sleeps on a full ring; the receiver drops: the sender gets `Disconnected`.
 #[test]
 fn spsc_receiver_closes_while_sender_waits() {
@@ -198,6 +236,25 @@ fn mpmc_last_sender_closes_while_receiver_waits() {
             drop(tx);
         });
         assert_eq!(recv(&mut rx).unwrap(), [5]);
+        assert!(matches!(recv(&mut rx), Err(Error::Disconnected)));
+        t.join().unwrap();
+    });
+}
+
+/// The last producer leaves with `Wait::Spin` (no `SeqCst` fence after its commit, see
+/// `spsc_spin_wrap_over_unread_release_then_close`): the consumer that sees every producer gone
+/// looks once more, and the Release of the leave must make the last commit visible to that look.
+#[test]
+fn mpmc_spin_last_sender_leaves() {
+    model(2, || {
+        let heap = mpmc_with(Wait::Spin);
+        let mut tx = heap.sender().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        let t = thread::spawn(move || {
+            tx.send(&[5, 6, 7]).unwrap();
+            drop(tx);
+        });
+        assert_eq!(recv(&mut rx).unwrap(), [5, 6, 7]);
         assert!(matches!(recv(&mut rx), Err(Error::Disconnected)));
         t.join().unwrap();
     });
