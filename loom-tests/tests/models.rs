@@ -12,6 +12,14 @@
 //! Halves are attached before threads are spawned, so that the model explores the messages,
 //! not the attach bookkeeping.
 //!
+//! Payload bytes are checked by value and, under loom, through one `loom::cell::UnsafeCell` per
+//! SPSC data word or MPMC slot that the rings touch while a side owns those bytes: a payload
+//! access the protocol does not order fails the model ("Causality violation"). The `*_spin_*`
+//! models wait with `Wait::Spin`: with the futex, the `fence(SeqCst)` that `notify` issues after
+//! every commit and release orders what a weakened Release would not, and hides it.
+//! `.ci/loom-mutants` checks that every ordering of the rings and the wait protocol is caught
+//! when weakened, and names the models that catch each.
+//!
 //! Run: `RUSTFLAGS="--cfg shmring_loom" CARGO_TARGET_DIR=target/loom cargo test -p loom-tests --release`
 //! (or `.ci/loom`).
 #![cfg(shmring_loom)]
