@@ -12,6 +12,14 @@
 //! Halves are attached before threads are spawned, so that the model explores the messages,
 //! not the attach bookkeeping.
 //!
+//! Payload bytes are checked by value and, under loom, through one `loom::cell::UnsafeCell` per
+//! SPSC data word or MPMC slot that the rings touch while a side owns those bytes: a payload
+//! access the protocol does not order fails the model ("Causality violation"). The `*_spin_*`
+//! models wait with `Wait::Spin`: with the futex, the `fence(SeqCst)` that `notify` issues after
+//! every commit and release orders what a weakened Release would not, and hides it.
+//! `.ci/loom-mutants` checks that every ordering of the rings and the wait protocol is caught
+//! when weakened, and names the models that catch each.
+//!
 //! Run: `RUSTFLAGS="--cfg shmring_loom" CARGO_TARGET_DIR=target/loom cargo test -p loom-tests --release`
 //! (or `.ci/loom`).
 #![cfg(shmring_loom)]
@@ -25,21 +33,34 @@ use shmring::{Config, Error, Wait};
 
 const W: Wait = Wait::Futex;
 
+/// Checks `f` in every interleaving with at most `bound` preemptions, or fewer if
+/// `LOOM_MAX_PREEMPTIONS` says so (`.ci/loom-mutants` runs models at a lower bound: a weakened
+/// ordering shows up in the values loads may return, which the bound does not limit).
 fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(bound);
+    b.preemption_bound = Some(b.preemption_bound.map_or(bound, |env| env.min(bound)));
     b.check(f);
 }
 
 /// An SPSC channel with a 64-byte ring (the minimum) on the heap.
 fn spsc() -> (shmring::spsc::Sender, shmring::spsc::Receiver) {
-    let heap = Heap::<Spsc>::new(Config::default().capacity(64).wait(W)).unwrap();
+    spsc_with(W)
+}
+
+/// As [`spsc`], waiting with `wait`.
+fn spsc_with(wait: Wait) -> (shmring::spsc::Sender, shmring::spsc::Receiver) {
+    let heap = Heap::<Spsc>::new(Config::default().capacity(64).wait(wait)).unwrap();
     (heap.sender().unwrap(), heap.receiver().unwrap())
 }
 
 /// An MPMC channel of two 16-byte slots on the heap.
 fn mpmc() -> Heap<Mpmc> {
-    Heap::<Mpmc>::new(Config::default().capacity(2).slot_size(16).wait(W)).unwrap()
+    mpmc_with(W)
+}
+
+/// As [`mpmc`], waiting with `wait`.
+fn mpmc_with(wait: Wait) -> Heap<Mpmc> {
+    Heap::<Mpmc>::new(Config::default().capacity(2).slot_size(16).wait(wait)).unwrap()
 }
 
 fn recv<R: shmring::channel::Receiver>(rx: &mut R) -> shmring::Result<Vec<u8>> {
@@ -52,10 +73,12 @@ fn recv<R: shmring::channel::Receiver>(rx: &mut R) -> shmring::Result<Vec<u8>> {
 // SPSC
 
 /// Three 16-byte messages (24-byte frames) through a 64-byte ring: the third needs a wrap
-/// marker, and the ring is full on the way.
+/// marker, and the ring is full on the way. Bound 2 (it was 3, and took most of the suite's
+/// time): every mutant `.ci/loom-mutants` applies is caught at bound 1, and so is a producer or
+/// consumer that skips its wake on `Full` / `Empty` (by `spsc_reserve_without_commit`).
 #[test]
 fn spsc_three_messages_wrap_around() {
-    model(3, || {
+    model(2, || {
         let (mut tx, mut rx) = spsc();
         let t = thread::spawn(move || {
             for i in 0..3u8 {
@@ -90,9 +113,10 @@ fn spsc_two_laps_never_read_a_stale_header() {
 }
 
 /// A reservation dropped without commit sends nothing, even when it published a wrap marker.
+/// Bound 2 (it was 3): a skipped wake on `Full` or `Empty` deadlocks it at bound 1 already.
 #[test]
 fn spsc_reserve_without_commit() {
-    model(3, || {
+    model(2, || {
         let (mut tx, mut rx) = spsc();
         let t = thread::spawn(move || {
             tx.send(&[1; 16]).unwrap();
@@ -117,6 +141,31 @@ fn spsc_sender_closes_while_receiver_waits() {
             drop(tx);
         });
         assert_eq!(recv(&mut rx).unwrap(), [7; 8]);
+        assert!(matches!(recv(&mut rx), Err(Error::Disconnected)));
+        t.join().unwrap();
+    });
+}
+
+/// The ring's own orderings, without the wait protocol: with `Wait::Spin` no `SeqCst` fence
+/// follows a commit or a release (with the futex, `notify` issues one after each, and a fence
+/// followed by a Relaxed store publishes like a Release store, which would hide a weakened
+/// one). Messages of 8, 8 and 32 bytes: the producer reads `head` after the first release
+/// (room for the wrap marker at 32), then needs the wrap skip itself (room for 48 bytes at 0,
+/// over the second message's payload, whose release it never read): only the skip's Release
+/// orders the consumer's read of that payload before the overwrite. Then the sender closes,
+/// and the close must not overtake the last message.
+#[test]
+fn spsc_spin_wrap_over_unread_release_then_close() {
+    model(2, || {
+        let (mut tx, mut rx) = spsc_with(Wait::Spin);
+        let t = thread::spawn(move || {
+            tx.send(&[1; 8]).unwrap();
+            tx.send(&[2; 8]).unwrap();
+            tx.send(&[3; 32]).unwrap();
+        });
+        assert_eq!(recv(&mut rx).unwrap(), [1; 8]);
+        assert_eq!(recv(&mut rx).unwrap(), [2; 8]);
+        assert_eq!(recv(&mut rx).unwrap(), [3; 32]);
         assert!(matches!(recv(&mut rx), Err(Error::Disconnected)));
         t.join().unwrap();
     });
@@ -198,6 +247,25 @@ fn mpmc_last_sender_closes_while_receiver_waits() {
             drop(tx);
         });
         assert_eq!(recv(&mut rx).unwrap(), [5]);
+        assert!(matches!(recv(&mut rx), Err(Error::Disconnected)));
+        t.join().unwrap();
+    });
+}
+
+/// The last producer leaves with `Wait::Spin` (no `SeqCst` fence after its commit, see
+/// `spsc_spin_wrap_over_unread_release_then_close`): the consumer that sees every producer gone
+/// looks once more, and the Release of the leave must make the last commit visible to that look.
+#[test]
+fn mpmc_spin_last_sender_leaves() {
+    model(2, || {
+        let heap = mpmc_with(Wait::Spin);
+        let mut tx = heap.sender().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        let t = thread::spawn(move || {
+            tx.send(&[5, 6, 7]).unwrap();
+            drop(tx);
+        });
+        assert_eq!(recv(&mut rx).unwrap(), [5, 6, 7]);
         assert!(matches!(recv(&mut rx), Err(Error::Disconnected)));
         t.join().unwrap();
     });
@@ -317,6 +385,82 @@ fn mpmc_dead_consumer_slot_is_recovered() {
         }
         assert!(sent, "the sender never got past the dead consumer's slot");
         drop(t.join().unwrap());
+    });
+}
+
+/// A producer dies holding a claimed slot; one consumer (the main thread) clears it, another
+/// consumer reads past it. The clearer and the reader are different threads, so only the
+/// Release of the recovery's stamp store (`Watcher::clear_abandoned`) orders the skip's length
+/// word before the reader sees the stamp: without it the reader can find the dead producer's
+/// owner mark where the length should be.
+#[test]
+fn mpmc_dead_producer_slot_cleared_by_another_consumer() {
+    model(3, || {
+        let heap = mpmc();
+        let mut doomed = heap.sender().unwrap();
+        let mut live = heap.sender().unwrap();
+        let clearer = heap.receiver().unwrap();
+        let mut reader = heap.receiver().unwrap();
+        std::mem::forget(doomed.reserve(8).unwrap());
+        kill(doomed);
+        live.send(&[3, 4, 5]).unwrap();
+        let t = thread::spawn(move || {
+            let mut buf = Vec::new();
+            for _ in 0..64 {
+                match reader.try_recv_into(&mut buf) {
+                    Ok(_) => return (reader, buf),
+                    Err(Error::Empty) => thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            panic!("the reader never got past the dead producer's slot");
+        });
+        clearer.check().unwrap();
+        let (_reader, got) = t.join().unwrap();
+        assert_eq!(got, [3, 4, 5]);
+        drop(live);
+    });
+}
+
+/// A consumer dies while it reads a message; one producer (the main thread) frees the dead
+/// consumer's slot, another producer writes into it. Only the Release of the recovery's stamp
+/// store orders the dead consumer's read of the slot (made visible to the clearer by the
+/// liveness lock) before the second producer's write: without it loom reports the payload
+/// cell accessed out of order.
+#[test]
+fn mpmc_dead_consumer_slot_freed_for_another_producer() {
+    model(2, || {
+        let heap = mpmc();
+        let clearer = heap.sender().unwrap();
+        let mut writer = heap.sender().unwrap();
+        let mut doomed = heap.receiver().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        {
+            let mut tx = heap.sender().unwrap();
+            tx.send(&[1]).unwrap();
+            tx.send(&[2, 2]).unwrap();
+        }
+        let d = thread::spawn(move || {
+            let guard = doomed.recv().unwrap();
+            assert_eq!(&*guard, [1]);
+            std::mem::forget(guard);
+            kill(doomed);
+        });
+        let w = thread::spawn(move || {
+            for _ in 0..64 {
+                match writer.try_send(&[4, 4, 4, 4]) {
+                    Ok(()) => return writer,
+                    Err(Error::Full) => thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            panic!("the writer never got past the dead consumer's slot");
+        });
+        d.join().unwrap();
+        clearer.check().unwrap();
+        let _writer = w.join().unwrap();
+        assert_eq!(recv(&mut rx).unwrap(), [2, 2]);
+        assert_eq!(recv(&mut rx).unwrap(), [4, 4, 4, 4]);
     });
 }
 

@@ -110,6 +110,12 @@ pub struct MpmcControl {
     /// first word of each slot).
     #[cfg(shmring_loom)]
     loom_lens: Vec<AtomicU64>,
+    /// Under loom, one model cell per slot standing for its payload bytes (which stay plain
+    /// memory): a producer touches it for writing while it owns the slot, a consumer for
+    /// reading, so loom's causality checker reports a payload access that the stamp protocol
+    /// does not order after the previous owner's (a weakened Release or Acquire).
+    #[cfg(shmring_loom)]
+    loom_payload: crate::ring::LoomPayload,
 }
 
 /// The most slots a ring may have under loom (its length words live in the control block).
@@ -135,6 +141,8 @@ impl MpmcControl {
             peers: CachePadded::new(Peers::default()),
             #[cfg(shmring_loom)]
             loom_lens: (0..LOOM_MAX_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            #[cfg(shmring_loom)]
+            loom_payload: crate::ring::LoomPayload::new(LOOM_MAX_SLOTS),
         }
     }
 
@@ -344,6 +352,18 @@ impl Ring {
         {
             &self.ctrl().loom_lens[(pos & self.mask()) as usize]
         }
+    }
+
+    /// Under loom: records an access to the payload of `pos`'s slot (see
+    /// `MpmcControl::loom_payload`), a write by its producer or a read by its consumer. Loom
+    /// panics if the access is not ordered after every access of the other kind before it. A
+    /// no-op in production.
+    #[inline(always)]
+    fn touch_payload(&self, pos: u64, write: bool) {
+        #[cfg(shmring_loom)]
+        self.ctrl().loom_payload.touch(pos & self.mask(), write);
+        #[cfg(not(shmring_loom))]
+        let _ = (pos, write);
     }
 
     /// Checks the congruence invariant of a stamp read for position `pos` (module docs).
@@ -614,6 +634,7 @@ impl Producer {
                             owner_mark(PRODUCER_MARK, pos, self.owner),
                             Ordering::Relaxed,
                         );
+                        self.ring.touch_payload(pos, true);
                         return Ok(Grant { pos, capacity: len });
                     }
                     Err(now) => pos = now,
@@ -656,6 +677,7 @@ impl Producer {
     }
 
     fn publish(&mut self, pos: u64, len: u64) {
+        self.ring.touch_payload(pos, true);
         // We own the slot (stamp protocol) until the Release store below, which orders this.
         self.ring.len_word(pos).store(len, Ordering::Relaxed);
         // Release: pairs with the Acquire load of the stamp in `Consumer::try_peek`: length and
@@ -769,6 +791,7 @@ impl Consumer {
                             owner_mark(CONSUMER_MARK, pos, self.owner),
                             Ordering::Relaxed,
                         );
+                        self.ring.touch_payload(pos, false);
                         return Ok(Frame {
                             pos,
                             len: len as usize,
@@ -808,6 +831,7 @@ impl Consumer {
     /// Frees the slot of `frame` (the one [`try_peek`](Self::try_peek) returned) for the
     /// producer one lap later.
     pub fn release(&mut self, frame: Frame) {
+        self.ring.touch_payload(frame.pos, false);
         self.free(frame.pos);
     }
 

@@ -78,6 +78,12 @@ pub struct SpscControl {
     /// model checker sees the publication; in production they are the data words themselves.
     #[cfg(shmring_loom)]
     loom_words: Vec<AtomicU64>,
+    /// Under loom, one model cell per data word standing for the payload bytes in it (which
+    /// stay plain memory): the producer touches a frame's words for writing while it owns
+    /// them, the consumer for reading, so loom's causality checker reports a payload access
+    /// that the header and `head` publications do not order after the other side's.
+    #[cfg(shmring_loom)]
+    loom_payload: crate::ring::LoomPayload,
 }
 
 impl Default for SpscControl {
@@ -97,6 +103,8 @@ impl SpscControl {
             loom_words: (0..LOOM_MAX_CAPACITY / 8)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            #[cfg(shmring_loom)]
+            loom_payload: crate::ring::LoomPayload::new(LOOM_MAX_CAPACITY / 8),
         }
     }
 
@@ -205,6 +213,20 @@ impl Ring {
         {
             self.ctrl().loom_words[(off / 8) as usize].load(order)
         }
+    }
+
+    /// Under loom: records an access to the payload bytes `off .. off + len` (see
+    /// `SpscControl::loom_payload`), a write by the producer or a read by the consumer. Loom
+    /// panics if the access is not ordered after every access of the other kind before it to
+    /// the same words. A no-op in production.
+    #[inline(always)]
+    fn touch_payload(&self, off: u64, len: u64, write: bool) {
+        #[cfg(shmring_loom)]
+        for word in off / 8..(off + len).div_ceil(8) {
+            self.ctrl().loom_payload.touch(word, write);
+        }
+        #[cfg(not(shmring_loom))]
+        let _ = (off, len, write);
     }
 
     /// Stores the header word at offset `off` (8-aligned, `< cap`).
@@ -382,6 +404,8 @@ impl Producer {
         if !self.has_room(need)? {
             return Err(Error::Full);
         }
+        self.ring
+            .touch_payload(off + FRAME_HEADER, len as u64, true);
         Ok(Grant {
             offset: off + FRAME_HEADER,
             capacity: len,
@@ -429,6 +453,7 @@ impl Producer {
         let off = grant.offset - FRAME_HEADER;
         debug_assert_eq!(off, self.tail & self.ring.mask());
         let size = FRAME_HEADER + align8(len as u64);
+        self.ring.touch_payload(grant.offset, len as u64, true);
         self.publish(off, (u64::from(FRAME_TAG) << 32) | len as u64, size);
     }
 
@@ -556,6 +581,7 @@ impl Consumer {
                     if off + size > self.ring.cap {
                         return Err(Error::Corrupted("frame runs past the end of the ring"));
                     }
+                    self.ring.touch_payload(off + FRAME_HEADER, len, false);
                     return Ok(Frame {
                         offset: off + FRAME_HEADER,
                         len: len as usize,
@@ -588,6 +614,8 @@ impl Consumer {
     /// Consumes `frame` (the one [`try_peek`](Self::try_peek) returned) and frees its bytes.
     #[inline]
     pub fn release(&mut self, frame: Frame) {
+        self.ring
+            .touch_payload(frame.offset, frame.len as u64, false);
         self.head = self.head.wrapping_add(frame.size);
         // Release: pairs with the Acquire load of `head` in `Producer::has_room`: we are done
         // reading the frame before the producer may overwrite it.

@@ -13,8 +13,12 @@
 //! not plain words and cannot be shared with another process. What production keeps in ring
 //! memory as plain words accessed atomically (SPSC frame headers, MPMC length words) is kept
 //! under loom as loom atomics in the control block, one per word, so the model checker sees
-//! every control word as the atomic it is. Payload bytes stay plain memory in both builds; the
-//! models check them by value, not as loom cells.
+//! every control word as the atomic it is. Payload bytes stay plain memory in both builds,
+//! but under loom each ring also keeps one `loom::cell::UnsafeCell<()>` per SPSC data word or
+//! MPMC slot, which the ring touches (`touch_payload`) for writing while the producer owns those
+//! bytes and for reading while the consumer does: loom's causality checker then reports a
+//! payload access the protocol does not order (a weakened Release or Acquire), and the models
+//! check the bytes by value besides.
 
 /// The atomics the rings and the wait protocol use: `std`'s, or loom's under `shmring_loom`.
 #[cfg(not(shmring_loom))]
