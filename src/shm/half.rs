@@ -125,12 +125,7 @@ impl<R: Flavor> Link<R> {
     /// of its places.
     fn check<E: End>(&self, watcher: E::Watcher, own_event: usize) -> Result<()> {
         if E::recover(watcher, &mut |role_is_producer, i| {
-            let role = if role_is_producer {
-                Role::Sender
-            } else {
-                Role::Receiver
-            };
-            self.alive(role, i)
+            self.alive(Role::of_producer(role_is_producer), i)
         })? {
             // Others of our side may be asleep behind the same slot.
             self.notify_all(own_event);
@@ -485,7 +480,7 @@ impl<R: Flavor> Sender<R> {
         let mut end = unsafe { R::producer(parts, index)? };
         R::join(link.control(), Role::Sender);
         // We hold this place's lock: whatever its previous holder left claimed is abandoned.
-        if end.clear_predecessor() > 0 {
+        if end.clear_predecessor(&mut |p, i| link.alive(Role::of_producer(p), i))? > 0 {
             link.notify_all(READABLE);
         }
         Ok(Sender { end, link })
@@ -768,7 +763,7 @@ impl<R: Flavor> Receiver<R> {
         let mut end = unsafe { R::consumer(parts, index)? };
         R::join(link.control(), Role::Receiver);
         // As in `Sender::attach`: what the previous holder of our place left is abandoned.
-        if end.clear_predecessor() > 0 {
+        if end.clear_predecessor(&mut |p, i| link.alive(Role::of_producer(p), i))? > 0 {
             link.notify_all(WRITABLE);
         }
         Ok(Receiver { end, link })
