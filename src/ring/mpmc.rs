@@ -45,20 +45,59 @@
 //! consumer must see *something* there before it can move on. A reservation dropped without a
 //! commit is therefore published as a [`SKIP`] message, which consumers step over silently.
 //!
-//! A process that dies holding a slot would wedge the ring. So each participant, right after it
-//! claims a slot, writes an *owner mark* (`PRODUCER_MARK` or `CONSUMER_MARK`, the position's low
-//! 32 bits, and its participant index) into the slot's length word (a consumer has copied the
-//! length out by then). A side that finds itself stuck behind such a slot (a consumer: the slot
-//! at `head` claimed but unwritten; a producer: the slot at `tail` still held by the previous
-//! lap's consumer) reads the mark, and the channel layer asks whether that participant is
-//! alive (its liveness lock). If it is dead, [`Watcher::clear_abandoned`] replaces the mark (by
-//! CAS, so that only one side does it) and publishes the slot as skipped (dead producer) or free
-//! (dead consumer). The dead producer's message is lost and the dead consumer's message is not
-//! delivered again: **at most once** for the message in the hands of a process that died.
-//! One window stays open: a producer killed between its claim and its mark (a few instructions)
-//! leaves a slot nobody can attribute; consumers then stop there until every producer is gone
-//! (`PeerDead`). This is the price of a bounded array queue with per-slot stamps: it is not
-//! lock-free in the strict sense.
+//! A process that dies holding a slot would wedge the ring, so every slot a participant holds
+//! can be attributed to it at every instruction, from two records:
+//!
+//! * **The intent word.** The control block has one word per participant index (the channel
+//!   layer's liveness lock index, [`MAX_OWNERS`] of them, each on its own cache line). Right
+//!   before its claiming CAS a participant stores there the position it is about to claim and
+//!   its role (Release, and the CAS itself is Release, so whoever acquires the moved position
+//!   sees the intent). A participant whose call ends without a claim withdraws its intent
+//!   (stores "none") before returning; a successful claim leaves it in place until the next
+//!   one. Participants that lost the CAS for the same position may name it too, for the few
+//!   instructions until their next attempt or their return.
+//! * **The owner mark.** Right after its claim a participant writes an owner mark
+//!   (`PRODUCER_MARK` or `CONSUMER_MARK`, the position's low 32 bits, and its index) into the
+//!   slot's length word (a consumer has copied the length out by then).
+//!
+//! A side that finds itself stuck behind a slot (a consumer: the slot at `head` claimed but
+//! unwritten; a producer: the slot at `tail` still held by the previous lap's consumer) asks
+//! the channel layer, once per liveness slice, whether the holder is alive (its liveness
+//! lock), and frees the slot if it is dead ([`Watcher::unblock_consumer`],
+//! [`Watcher::unblock_producer`]): a CAS of the length word from the value it read (one
+//! clearer wins, and a holder that wrote since makes it fail), then a CAS of the stamp from
+//! the held value (never set back). A dead producer's claim becomes a skipped slot, a dead
+//! consumer's claim a free slot. A newcomer that takes a dead participant's index frees what
+//! that index held at once ([`Watcher::clear_owned_by`]; its own first claim would overwrite
+//! the intent, so it waits first for any live participant that names the same position to
+//! move on).
+//!
+//! ## Windows, and how each is recovered
+//! | Killed between | State left | Recovered by |
+//! |---|---|---|
+//! | producer: intent store and `tail` CAS | intent names `p`, `tail == p`, nothing claimed | nothing to recover; the stale intent matches no stuck slot |
+//! | producer: `tail` CAS and owner mark | `tail > p`, stamp `p`, length word holds last lap's value | the intent: every participant naming `p` as producer is dead, so the slot is skipped |
+//! | producer: mark and `publish` | stamp `p`, producer mark | the mark (as the intent would) |
+//! | producer: `publish`'s length store and stamp store | stamp `p`, length word holds the length | the intent: the message is given up as skipped |
+//! | consumer: intent store and `head` CAS | nothing claimed | nothing to recover |
+//! | consumer: `head` CAS and owner mark | `head > p`, stamp `p + 1`, length word holds the length | the intent: every participant naming `p` as consumer is dead, so the slot is freed |
+//! | consumer: `head` CAS and the free of a skipped slot | as above, length [`SKIP`] | the intent: freed |
+//! | consumer: mark and release (holding a guard) | stamp `p + 1`, consumer mark | the mark: freed |
+//!
+//! Each recovery happens within one liveness slice of a survivor blocked behind the slot, or
+//! at once when a newcomer takes the dead participant's index. A live holder is never
+//! robbed: the slot is freed only if *every* participant whose intent names it is dead (a live
+//! one may be the winner), and a holder that finished meanwhile shows in the stamp (checked
+//! again after the intents) or makes the length word's CAS fail. One participant holds at most
+//! one claim at a time for this to hold (the channel halves guarantee it: a `SendSlot` and a
+//! `RecvGuard` borrow their half).
+//!
+//! ## Delivery of the message a dead process held: at most once
+//! The message of a producer that died before its stamp store is lost (given up as a skip).
+//! The message a consumer claimed or held (a zero-copy guard) when it died is not delivered
+//! again: the slot is freed for the next lap. No message is ever delivered twice. This is the
+//! price of a bounded array queue with per-slot stamps: the head has moved past the dead
+//! consumer's position, and there is no place to put the message back.
 //!
 //! # Disconnect
 //! The control block counts the producers and consumers that have joined and not yet left. A
@@ -97,6 +136,7 @@ pub const MAX_PEERS: u32 = 1024;
 
 /// Participant indexes that record a claiming intent (senders and receivers together: the
 /// channel layer numbers senders `0..S` and receivers `S..S+R`, both at most [`MAX_PEERS`]).
+#[cfg_attr(shmring_loom, allow(dead_code))]
 pub const MAX_OWNERS: usize = 2 * MAX_PEERS as usize;
 /// Intent words under loom (the models use the default maxima, 16 + 16).
 #[cfg(shmring_loom)]
@@ -299,6 +339,32 @@ const MARK_TAG: u64 = 0xFFFF << 48;
 /// The owner mark of participant `owner` for position `pos`.
 fn owner_mark(tag: u64, pos: u64, owner: u16) -> u64 {
     tag | ((pos & 0xFFFF_FFFF) << 16) | u64::from(owner)
+}
+
+/// The argument of `halted`: a [`Halt`] under loom, nothing (and never halted) otherwise.
+#[cfg(shmring_loom)]
+macro_rules! halt {
+    ($at:ident) => {
+        Halt::$at
+    };
+}
+#[cfg(not(shmring_loom))]
+macro_rules! halt {
+    ($at:ident) => {
+        ()
+    };
+}
+
+/// Where a loom model stops an end, as a SIGKILL there would (a hidden hook, loom only).
+#[cfg(shmring_loom)]
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    /// Right after the claiming CAS, before the owner mark: the claim fails with `Corrupted`
+    /// and leaves its intent.
+    AfterClaim,
+    /// A producer's `publish` returns after the length store, before the stamp store.
+    InPublish,
 }
 
 /// Where the ring lives: control block, stamps and slots.
@@ -539,12 +605,14 @@ impl Watcher {
             CONSUMER_MARK
         };
         let word = b.word;
-        (word & MARK_TAG == tag && word == owner_mark(tag, b.pos, word as u16)).then_some(Abandoned {
-            pos: b.pos,
-            mark: word,
-            owner: word as u16,
-            by_producer: b.by_producer,
-        })
+        (word & MARK_TAG == tag && word == owner_mark(tag, b.pos, word as u16)).then_some(
+            Abandoned {
+                pos: b.pos,
+                mark: word,
+                owner: word as u16,
+                by_producer: b.by_producer,
+            },
+        )
     }
 
     /// Frees `b` if its holder is dead. `dead` is a participant known dead whatever `alive`
@@ -586,11 +654,13 @@ impl Watcher {
         if self.ring.stamp(b.pos).load(Ordering::Acquire) != b.stamp {
             return Ok(Unblock::Nothing);
         }
-        Ok(if self.release_slot(b.pos, b.word, b.stamp, b.by_producer) {
-            Unblock::Cleared
-        } else {
-            Unblock::Lost
-        })
+        Ok(
+            if self.release_slot(b.pos, b.word, b.stamp, b.by_producer) {
+                Unblock::Cleared
+            } else {
+                Unblock::Lost
+            },
+        )
     }
 
     /// Clears what participant `owner` holds: called by a process that has just taken `owner`'s
@@ -734,6 +804,8 @@ impl Frame {
 pub struct Producer {
     ring: Ring,
     owner: u16,
+    #[cfg(shmring_loom)]
+    halt: Option<Halt>,
 }
 
 // SAFETY: the pointers lead to memory that `Producer::attach`'s contract keeps valid; all
@@ -759,7 +831,12 @@ impl Producer {
     ) -> Result<Self> {
         // SAFETY: forwarded from this function's contract.
         let ring = unsafe { Ring::new(ctrl, stamps, data, slots, slot_size)? };
-        Ok(Producer { ring, owner: 0 })
+        Ok(Producer {
+            ring,
+            owner: 0,
+            #[cfg(shmring_loom)]
+            halt: None,
+        })
     }
 
     /// Sets the participant index written into owner marks (the channel layer's liveness
@@ -786,9 +863,31 @@ impl Producer {
     /// Withdraws the intent after a claim that did not happen.
     #[cold]
     fn withdraw(&self) {
+        if self.halted(halt!(AfterClaim)) {
+            return; // "killed": a dead process withdraws nothing
+        }
         if let Some(w) = self.ring.ctrl().intent(self.owner) {
             w.store(NO_INTENT, Ordering::Release);
         }
+    }
+
+    /// Stops this end at `at` from now on (loom models: see [`Halt`]).
+    #[cfg(shmring_loom)]
+    #[doc(hidden)]
+    pub fn halt_at(&mut self, at: Halt) {
+        self.halt = Some(at);
+    }
+
+    #[cfg(shmring_loom)]
+    #[inline]
+    fn halted(&self, at: Halt) -> bool {
+        self.halt == Some(at)
+    }
+
+    #[cfg(not(shmring_loom))]
+    #[inline(always)]
+    fn halted(&self, _: ()) -> bool {
+        false
     }
 
     /// A handle for finding and clearing slots held by dead participants.
@@ -858,6 +957,9 @@ impl Producer {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        if self.halted(halt!(AfterClaim)) {
+                            return Err(Error::Corrupted("halted after the claim (loom)"));
+                        }
                         // The slot is ours until we publish it (stamp protocol): mark it so a
                         // survivor can attribute it if we die (module docs).
                         self.ring.len_word(pos).store(
@@ -908,6 +1010,9 @@ impl Producer {
     fn publish(&mut self, pos: u64, len: u64) {
         // We own the slot (stamp protocol) until the Release store below, which orders this.
         self.ring.len_word(pos).store(len, Ordering::Relaxed);
+        if self.halted(halt!(InPublish)) {
+            return;
+        }
         // Release: pairs with the Acquire load of the stamp in `Consumer::try_peek`: length and
         // payload are visible before the slot is seen as written.
         self.ring
@@ -928,6 +1033,8 @@ impl Producer {
 pub struct Consumer {
     ring: Ring,
     owner: u16,
+    #[cfg(shmring_loom)]
+    halt: Option<Halt>,
 }
 
 // SAFETY: as for `Producer`.
@@ -949,7 +1056,12 @@ impl Consumer {
     ) -> Result<Self> {
         // SAFETY: forwarded from this function's contract.
         let ring = unsafe { Ring::new(ctrl, stamps, data, slots, slot_size)? };
-        Ok(Consumer { ring, owner: 0 })
+        Ok(Consumer {
+            ring,
+            owner: 0,
+            #[cfg(shmring_loom)]
+            halt: None,
+        })
     }
 
     /// Sets the participant index written into owner marks (the channel layer's liveness
@@ -976,9 +1088,31 @@ impl Consumer {
     /// Withdraws the intent after a claim that did not happen.
     #[cold]
     fn withdraw(&self) {
+        if self.halted(halt!(AfterClaim)) {
+            return; // "killed": a dead process withdraws nothing
+        }
         if let Some(w) = self.ring.ctrl().intent(self.owner) {
             w.store(NO_INTENT, Ordering::Release);
         }
+    }
+
+    /// Stops this end at `at` from now on (loom models: see [`Halt`]).
+    #[cfg(shmring_loom)]
+    #[doc(hidden)]
+    pub fn halt_at(&mut self, at: Halt) {
+        self.halt = Some(at);
+    }
+
+    #[cfg(shmring_loom)]
+    #[inline]
+    fn halted(&self, at: Halt) -> bool {
+        self.halt == Some(at)
+    }
+
+    #[cfg(not(shmring_loom))]
+    #[inline(always)]
+    fn halted(&self, _: ()) -> bool {
+        false
     }
 
     /// A handle for finding and clearing slots held by dead participants.
@@ -1031,6 +1165,9 @@ impl Consumer {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        if self.halted(halt!(AfterClaim)) {
+                            return Err(Error::Corrupted("halted after the claim (loom)"));
+                        }
                         // The producer wrote the word before its Release store that we acquired.
                         let len = self.ring.len_word(pos).load(Ordering::Relaxed);
                         if len == SKIP {
@@ -1344,7 +1481,10 @@ mod tests {
         let mut successor = h.producer();
         successor.set_owner(2);
         assert_eq!(
-            successor.watcher().clear_owned_by(2, &mut |_, _| Ok(true)).unwrap(),
+            successor
+                .watcher()
+                .clear_owned_by(2, &mut |_, _| Ok(true))
+                .unwrap(),
             (1, false)
         );
         send(&mut successor, b"next").unwrap();
@@ -1381,8 +1521,14 @@ mod tests {
         };
         assert_eq!(w.unblock_consumer(&mut alive).unwrap(), Unblock::Alive);
         assert_eq!(asked, [(true, 3)], "only the claimer is asked about");
-        assert_eq!(w.unblock_consumer(&mut alive_none).unwrap(), Unblock::Cleared);
-        assert_eq!(w.unblock_consumer(&mut alive_none).unwrap(), Unblock::Nothing);
+        assert_eq!(
+            w.unblock_consumer(&mut alive_none).unwrap(),
+            Unblock::Cleared
+        );
+        assert_eq!(
+            w.unblock_consumer(&mut alive_none).unwrap(),
+            Unblock::Nothing
+        );
         assert_eq!(recv(&mut c).unwrap(), b"after");
     }
 
@@ -1398,8 +1544,14 @@ mod tests {
         assert!(matches!(recv(&mut c), Err(Error::Empty)));
         let w = c.watcher();
         assert_eq!(w.stuck_consumer(), None);
-        assert_eq!(w.unblock_consumer(&mut alive_none).unwrap(), Unblock::Cleared);
-        assert!(matches!(recv(&mut c), Err(Error::Empty)), "given up as a skip");
+        assert_eq!(
+            w.unblock_consumer(&mut alive_none).unwrap(),
+            Unblock::Cleared
+        );
+        assert!(
+            matches!(recv(&mut c), Err(Error::Empty)),
+            "given up as a skip"
+        );
         send(&mut h.producer(), b"next").unwrap();
         assert_eq!(recv(&mut c).unwrap(), b"next");
     }
@@ -1427,7 +1579,10 @@ mod tests {
         assert_eq!(w.unblock_consumer(&mut alive).unwrap(), Unblock::Alive);
         winner.ring.len_word(0).store(before, Ordering::Relaxed);
         winner.commit(g, 4);
-        assert_eq!(w.unblock_consumer(&mut alive_none).unwrap(), Unblock::Nothing);
+        assert_eq!(
+            w.unblock_consumer(&mut alive_none).unwrap(),
+            Unblock::Nothing
+        );
         assert_eq!(recv(&mut c).unwrap().len(), 4);
         loser.withdraw();
         assert_eq!(h.ctrl.intent(2).unwrap().load(Ordering::Relaxed), NO_INTENT);
@@ -1471,7 +1626,10 @@ mod tests {
         successor.set_owner(2);
         // Its own index counts as dead whatever `alive` says.
         let w = successor.watcher();
-        assert_eq!(w.clear_owned_by(2, &mut |_, _| Ok(true)).unwrap(), (1, false));
+        assert_eq!(
+            w.clear_owned_by(2, &mut |_, _| Ok(true)).unwrap(),
+            (1, false)
+        );
         send(&mut successor, b"next").unwrap();
         let mut c = h.consumer();
         assert_eq!(recv(&mut c).unwrap(), b"next");

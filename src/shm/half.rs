@@ -658,6 +658,11 @@ impl<R: Flavor> Sender<R> {
     pub(crate) fn liveness_check(&self) -> Result<()> {
         self.link.check::<R::Producer>(self.end.watcher(), WRITABLE)
     }
+
+    /// The ring end (loom models' hooks).
+    pub(crate) fn end_mut(&mut self) -> &mut R::Producer {
+        &mut self.end
+    }
 }
 
 #[cfg(shmring_loom)]
@@ -665,6 +670,11 @@ impl<R: Flavor> Receiver<R> {
     /// One round of the wait loop's liveness check (loom models).
     pub(crate) fn liveness_check(&self) -> Result<()> {
         self.link.check::<R::Consumer>(self.end.watcher(), READABLE)
+    }
+
+    /// The ring end (loom models' hooks).
+    pub(crate) fn end_mut(&mut self) -> &mut R::Consumer {
+        &mut self.end
     }
 }
 
