@@ -915,6 +915,7 @@ impl Producer {
     /// `Err(Full)`: no free slot now. `Err(TooLarge)`: larger than a slot. `Err(Disconnected)`:
     /// every consumer left. The claim must be ended by [`commit`](Self::commit) or
     /// [`abandon`](Self::abandon), or consumers stall at it.
+    #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant> {
         let max = self.max_message();
         if len > max {
@@ -933,6 +934,7 @@ impl Producer {
         r
     }
 
+    #[inline]
     fn claim(&self, len: usize) -> Result<Grant> {
         let ctrl = self.ring.ctrl();
         // Relaxed: the position only names a candidate; the stamp's Acquire load below is what
@@ -1135,6 +1137,7 @@ impl Consumer {
     /// `Err(Empty)`: nothing now (or the producer of the next position has not committed yet).
     /// `Err(Disconnected)`: every producer left and the ring is drained. `Err(Corrupted)`: a
     /// stamp, position or length no honest peer writes.
+    #[inline]
     pub fn try_peek(&mut self) -> Result<Frame> {
         let r = self.claim();
         if r.is_err() {
@@ -1144,6 +1147,7 @@ impl Consumer {
         r
     }
 
+    #[inline]
     fn claim(&self) -> Result<Frame> {
         let ring = self.ring;
         let ctrl = ring.ctrl();
