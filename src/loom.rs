@@ -77,6 +77,19 @@ impl<R: Flavor> Half for Receiver<R> {
     }
 }
 
+pub use crate::ring::mpmc::Halt;
+
+/// Stops an MPMC sender at `at` from its next call on, as a SIGKILL there would (then
+/// [`kill`] it).
+pub fn halt_sender(tx: &mut Sender<Mpmc>, at: Halt) {
+    tx.end_mut().halt_at(at);
+}
+
+/// Stops an MPMC receiver at `at` (only [`Halt::AfterClaim`] applies to consumers).
+pub fn halt_receiver(rx: &mut Receiver<Mpmc>, at: Halt) {
+    rx.end_mut().halt_at(at);
+}
+
 /// See [`Half::kill`].
 pub fn kill(half: impl Half) {
     half.kill()

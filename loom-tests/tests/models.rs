@@ -28,7 +28,9 @@ use std::sync::Arc;
 
 use loom::thread;
 use shmring::loom::atomic::{AtomicU32, Ordering};
-use shmring::loom::{kill, wait_for, Event, Half, Heap, Mpmc, Spsc};
+use shmring::loom::{
+    halt_receiver, halt_sender, kill, wait_for, Event, Half, Halt, Heap, Mpmc, Spsc,
+};
 use shmring::{Config, Error, Wait};
 
 const W: Wait = Wait::Futex;
@@ -39,6 +41,9 @@ const W: Wait = Wait::Futex;
 fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(b.preemption_bound.map_or(bound, |env| env.min(bound)));
+    // The recovery models poll (try, liveness check, yield) up to 64 rounds, and each check
+    // reads every participant's intent word: more branches than loom's default of 1000.
+    b.max_branches = 20_000;
     b.check(f);
 }
 
@@ -461,6 +466,99 @@ fn mpmc_dead_consumer_slot_freed_for_another_producer() {
         let _writer = w.join().unwrap();
         assert_eq!(recv(&mut rx).unwrap(), [2, 2]);
         assert_eq!(recv(&mut rx).unwrap(), [4, 4, 4, 4]);
+    });
+}
+
+/// A producer killed between its `tail` CAS and its owner mark (the slot holds last lap's
+/// word): its intent names it, and the consumer stuck behind it skips the slot once it finds
+/// it dead, while the live producer's claim and commit run in every interleaving.
+#[test]
+fn mpmc_producer_killed_between_claim_and_mark_is_recovered() {
+    model(2, || {
+        let heap = mpmc();
+        let mut doomed = heap.sender().unwrap();
+        let mut live = heap.sender().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        halt_sender(&mut doomed, Halt::AfterClaim);
+        let d = thread::spawn(move || {
+            assert!(doomed.try_send(&[9]).is_err(), "halted after the claim");
+            kill(doomed);
+        });
+        let t = thread::spawn(move || {
+            live.send(&[3]).unwrap();
+            live
+        });
+        d.join().unwrap();
+        assert_eq!(recv_recovering(&mut rx).unwrap(), [3]);
+        drop(t.join().unwrap());
+    });
+}
+
+/// A producer killed inside `publish`, between the length store and the stamp store: its
+/// message is given up as a skip (at most once), the live producer's arrives.
+#[test]
+fn mpmc_producer_killed_inside_publish_is_recovered() {
+    model(2, || {
+        let heap = mpmc();
+        let mut doomed = heap.sender().unwrap();
+        let mut live = heap.sender().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        halt_sender(&mut doomed, Halt::InPublish);
+        let d = thread::spawn(move || {
+            doomed.send(&[9]).unwrap(); // the stamp store never happens
+            kill(doomed);
+        });
+        let t = thread::spawn(move || {
+            live.send(&[3]).unwrap();
+            live
+        });
+        d.join().unwrap();
+        assert_eq!(recv_recovering(&mut rx).unwrap(), [3]);
+        assert!(matches!(
+            rx.try_recv_into(&mut Vec::new()),
+            Err(Error::Empty)
+        ));
+        drop(t.join().unwrap());
+    });
+}
+
+/// A consumer killed between its `head` CAS and its owner mark: the producer blocked on the
+/// full ring frees the slot on the dead consumer's intent; the live consumer's claims race it.
+#[test]
+fn mpmc_consumer_killed_between_claim_and_mark_is_recovered() {
+    model(2, || {
+        let heap = mpmc();
+        let mut tx = heap.sender().unwrap();
+        let mut doomed = heap.receiver().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        tx.send(&[1]).unwrap();
+        tx.send(&[2]).unwrap();
+        halt_receiver(&mut doomed, Halt::AfterClaim);
+        let d = thread::spawn(move || {
+            assert!(doomed.try_recv_into(&mut Vec::new()).is_err(), "halted");
+            kill(doomed);
+        });
+        d.join().unwrap();
+        let t = thread::spawn(move || {
+            assert_eq!(recv(&mut rx).unwrap(), [2]);
+            rx
+        });
+        let mut sent = false;
+        for _ in 0..64 {
+            match tx.try_send(&[3]) {
+                Ok(()) => {
+                    sent = true;
+                    break;
+                }
+                Err(Error::Full) => {
+                    tx.check().unwrap();
+                    thread::yield_now();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(sent, "the sender never got past the dead consumer's claim");
+        drop(t.join().unwrap());
     });
 }
 

@@ -45,20 +45,59 @@
 //! consumer must see *something* there before it can move on. A reservation dropped without a
 //! commit is therefore published as a [`SKIP`] message, which consumers step over silently.
 //!
-//! A process that dies holding a slot would wedge the ring. So each participant, right after it
-//! claims a slot, writes an *owner mark* (`PRODUCER_MARK` or `CONSUMER_MARK`, the position's low
-//! 32 bits, and its participant index) into the slot's length word (a consumer has copied the
-//! length out by then). A side that finds itself stuck behind such a slot (a consumer: the slot
-//! at `head` claimed but unwritten; a producer: the slot at `tail` still held by the previous
-//! lap's consumer) reads the mark, and the channel layer asks whether that participant is
-//! alive (its liveness lock). If it is dead, [`Watcher::clear_abandoned`] replaces the mark (by
-//! CAS, so that only one side does it) and publishes the slot as skipped (dead producer) or free
-//! (dead consumer). The dead producer's message is lost and the dead consumer's message is not
-//! delivered again: **at most once** for the message in the hands of a process that died.
-//! One window stays open: a producer killed between its claim and its mark (a few instructions)
-//! leaves a slot nobody can attribute; consumers then stop there until every producer is gone
-//! (`PeerDead`). This is the price of a bounded array queue with per-slot stamps: it is not
-//! lock-free in the strict sense.
+//! A process that dies holding a slot would wedge the ring, so every slot a participant holds
+//! can be attributed to it at every instruction, from two records:
+//!
+//! * **The intent word.** The control block has one word per participant index (the channel
+//!   layer's liveness lock index, [`MAX_OWNERS`] of them, each on its own cache line). Right
+//!   before its claiming CAS a participant stores there the position it is about to claim and
+//!   its role (Release, and the CAS itself is Release, so whoever acquires the moved position
+//!   sees the intent). A participant whose call ends without a claim withdraws its intent
+//!   (stores "none") before returning; a successful claim leaves it in place until the next
+//!   one. Participants that lost the CAS for the same position may name it too, for the few
+//!   instructions until their next attempt or their return.
+//! * **The owner mark.** Right after its claim a participant writes an owner mark
+//!   (`PRODUCER_MARK` or `CONSUMER_MARK`, the position's low 32 bits, and its index) into the
+//!   slot's length word (a consumer has copied the length out by then).
+//!
+//! A side that finds itself stuck behind a slot (a consumer: the slot at `head` claimed but
+//! unwritten; a producer: the slot at `tail` still held by the previous lap's consumer) asks
+//! the channel layer, once per liveness slice, whether the holder is alive (its liveness
+//! lock), and frees the slot if it is dead ([`Watcher::unblock_consumer`],
+//! [`Watcher::unblock_producer`]): a CAS of the length word from the value it read (one
+//! clearer wins, and a holder that wrote since makes it fail), then a CAS of the stamp from
+//! the held value (never set back). A dead producer's claim becomes a skipped slot, a dead
+//! consumer's claim a free slot. A newcomer that takes a dead participant's index frees what
+//! that index held at once ([`Watcher::clear_owned_by`]; its own first claim would overwrite
+//! the intent, so it waits first for any live participant that names the same position to
+//! move on).
+//!
+//! ## Windows, and how each is recovered
+//! | Killed between | State left | Recovered by |
+//! |---|---|---|
+//! | producer: intent store and `tail` CAS | intent names `p`, `tail == p`, nothing claimed | nothing to recover; the stale intent matches no stuck slot |
+//! | producer: `tail` CAS and owner mark | `tail > p`, stamp `p`, length word holds last lap's value | the intent: every participant naming `p` as producer is dead, so the slot is skipped |
+//! | producer: mark and `publish` | stamp `p`, producer mark | the mark (as the intent would) |
+//! | producer: `publish`'s length store and stamp store | stamp `p`, length word holds the length | the intent: the message is given up as skipped |
+//! | consumer: intent store and `head` CAS | nothing claimed | nothing to recover |
+//! | consumer: `head` CAS and owner mark | `head > p`, stamp `p + 1`, length word holds the length | the intent: every participant naming `p` as consumer is dead, so the slot is freed |
+//! | consumer: `head` CAS and the free of a skipped slot | as above, length [`SKIP`] | the intent: freed |
+//! | consumer: mark and release (holding a guard) | stamp `p + 1`, consumer mark | the mark: freed |
+//!
+//! Each recovery happens within one liveness slice of a survivor blocked behind the slot, or
+//! at once when a newcomer takes the dead participant's index. A live holder is never
+//! robbed: the slot is freed only if *every* participant whose intent names it is dead (a live
+//! one may be the winner), and a holder that finished meanwhile shows in the stamp (checked
+//! again after the intents) or makes the length word's CAS fail. One participant holds at most
+//! one claim at a time for this to hold (the channel halves guarantee it: a `SendSlot` and a
+//! `RecvGuard` borrow their half).
+//!
+//! ## Delivery of the message a dead process held: at most once
+//! The message of a producer that died before its stamp store is lost (given up as a skip).
+//! The message a consumer claimed or held (a zero-copy guard) when it died is not delivered
+//! again: the slot is freed for the next lap. No message is ever delivered twice. This is the
+//! price of a bounded array queue with per-slot stamps: the head has moved past the dead
+//! consumer's position, and there is no place to put the message back.
 //!
 //! # Disconnect
 //! The control block counts the producers and consumers that have joined and not yet left. A
@@ -95,6 +134,30 @@ pub const MAX_STEPS: u32 = 1 << 16;
 /// per-peer liveness tables that follow the control block.
 pub const MAX_PEERS: u32 = 1024;
 
+/// Participant indexes that record a claiming intent (senders and receivers together: the
+/// channel layer numbers senders `0..S` and receivers `S..S+R`, both at most [`MAX_PEERS`]).
+#[cfg_attr(shmring_loom, allow(dead_code))]
+pub const MAX_OWNERS: usize = 2 * MAX_PEERS as usize;
+/// Intent words under loom (the models use the default maxima, 16 + 16).
+#[cfg(shmring_loom)]
+pub const LOOM_OWNERS: usize = 32;
+
+/// An intent word that records nothing.
+const NO_INTENT: u64 = 0;
+
+/// The intent word of a participant about to claim `pos` as a producer or as a consumer: the
+/// position and the role, never [`NO_INTENT`] (module docs, "Claiming with an intent").
+#[inline]
+fn intent_word(pos: u64, consumer: bool) -> u64 {
+    ((pos << 1) | u64::from(consumer)).wrapping_add(1)
+}
+
+/// One participant's intent word, alone on its cache line: participants write their own
+/// word on every claim, and must not contend with each other for it.
+#[repr(C, align(64))]
+#[derive(Debug)]
+struct Intent(AtomicU64);
+
 const SENDERS_JOINED: u32 = 1;
 const RECEIVERS_JOINED: u32 = 2;
 
@@ -105,6 +168,12 @@ pub struct MpmcControl {
     head: CachePadded<AtomicU64>,
     tail: CachePadded<AtomicU64>,
     peers: CachePadded<Peers>,
+    /// Per participant index: the position it is claiming or last claimed, and in which role
+    /// (`intent_word`), written before its claiming CAS (module docs).
+    #[cfg(not(shmring_loom))]
+    intents: [Intent; MAX_OWNERS],
+    #[cfg(shmring_loom)]
+    intents: Vec<Intent>,
     /// Under loom the slots' length words are loom atomics kept here, one per slot, so the
     /// model checker sees them as the atomics they are in production (where they are the
     /// first word of each slot).
@@ -139,6 +208,12 @@ impl MpmcControl {
             head: CachePadded::new(AtomicU64::new(0)),
             tail: CachePadded::new(AtomicU64::new(0)),
             peers: CachePadded::new(Peers::default()),
+            #[cfg(not(shmring_loom))]
+            intents: [const { Intent(AtomicU64::new(NO_INTENT)) }; MAX_OWNERS],
+            #[cfg(shmring_loom)]
+            intents: (0..LOOM_OWNERS)
+                .map(|_| Intent(AtomicU64::new(NO_INTENT)))
+                .collect(),
             #[cfg(shmring_loom)]
             loom_lens: (0..LOOM_MAX_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             #[cfg(shmring_loom)]
@@ -154,6 +229,11 @@ impl MpmcControl {
         ctrl.head.store(head, Ordering::Relaxed);
         ctrl.tail.store(tail, Ordering::Relaxed);
         ctrl
+    }
+
+    /// The intent word of participant `owner`, if the block has one for that index.
+    fn intent(&self, owner: u16) -> Option<&AtomicU64> {
+        self.intents.get(usize::from(owner)).map(|i| &i.0)
     }
 
     /// Messages claimed by producers and not yet claimed by consumers (for display; two
@@ -267,6 +347,32 @@ const MARK_TAG: u64 = 0xFFFF << 48;
 /// The owner mark of participant `owner` for position `pos`.
 fn owner_mark(tag: u64, pos: u64, owner: u16) -> u64 {
     tag | ((pos & 0xFFFF_FFFF) << 16) | u64::from(owner)
+}
+
+/// The argument of `halted`: a [`Halt`] under loom, nothing (and never halted) otherwise.
+#[cfg(shmring_loom)]
+macro_rules! halt {
+    ($at:ident) => {
+        Halt::$at
+    };
+}
+#[cfg(not(shmring_loom))]
+macro_rules! halt {
+    ($at:ident) => {
+        ()
+    };
+}
+
+/// Where a loom model stops an end, as a SIGKILL there would (a hidden hook, loom only).
+#[cfg(shmring_loom)]
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    /// Right after the claiming CAS, before the owner mark: the claim fails with `Corrupted`
+    /// and leaves its intent.
+    AfterClaim,
+    /// A producer's `publish` returns after the length store, before the stamp store.
+    InPublish,
 }
 
 /// Where the ring lives: control block, stamps and slots.
@@ -399,52 +505,191 @@ pub struct Watcher {
 // through atomics only.
 unsafe impl Send for Watcher {}
 
+/// A slot that blocks one side, as read: its position, its length word, and the stamp it has
+/// while its holder has not finished.
+#[derive(Debug, Clone, Copy)]
+struct Blocked {
+    pos: u64,
+    word: u64,
+    stamp: u64,
+    by_producer: bool,
+}
+
+/// What an attempt to free a blocking slot found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unblock {
+    /// Nothing blocks, or what blocks has no holder on record (yet).
+    Nothing,
+    /// A holder (or a participant that may be the holder) is alive: wait.
+    Alive,
+    /// The slot was freed (or given up as skipped) by this call.
+    Cleared,
+    /// Every possible holder is dead, but another participant freed the slot first.
+    Lost,
+}
+
+/// The liveness question the channel layer answers: `alive(holder_is_producer, index)`.
+pub type Alive<'a> = &'a mut dyn FnMut(bool, u16) -> Result<bool>;
+
 impl Watcher {
     /// For a consumer: the slot at `head`, if it is claimed by a producer and still unwritten.
-    pub fn stuck_consumer(&self) -> Option<Abandoned> {
+    fn blocked_consumer(&self) -> Option<Blocked> {
         let ctrl = self.ring.ctrl();
+        // Acquire (both): pairs with the Release CAS of the positions, so that the intent
+        // word the claimer stored before its CAS is visible to `unblock`.
         let head = ctrl.head.load(Ordering::Acquire);
         let tail = ctrl.tail.load(Ordering::Acquire);
-        let claimed = tail.wrapping_sub(head);
+        self.producer_claim_at(head, tail)
+    }
+
+    /// Position `pos` as a claimed and unwritten slot, if it is one (`tail` read after the
+    /// caller's Acquire of the position that makes `pos` relevant).
+    fn producer_claim_at(&self, pos: u64, tail: u64) -> Option<Blocked> {
+        let claimed = tail.wrapping_sub(pos);
         if claimed == 0 || claimed > self.ring.slots {
             return None;
         }
-        if self.ring.stamp(head).load(Ordering::Acquire) != head {
+        if self.ring.stamp(pos).load(Ordering::Acquire) != pos {
             return None;
         }
-        self.mark_at(head, PRODUCER_MARK)
-    }
-
-    /// For a producer: the slot at `tail`, if last lap's consumer claimed it and never freed it.
-    pub fn stuck_producer(&self) -> Option<Abandoned> {
-        let ctrl = self.ring.ctrl();
-        let tail = ctrl.tail.load(Ordering::Acquire);
-        let prev = tail.wrapping_sub(self.ring.slots);
-        let head = ctrl.head.load(Ordering::Acquire);
-        // The previous lap's position must be claimed by a consumer (head past it) and written.
-        if head.wrapping_sub(prev) == 0 || head.wrapping_sub(prev) > self.ring.slots {
-            return None;
-        }
-        if self.ring.stamp(prev).load(Ordering::Acquire) != prev.wrapping_add(1) {
-            return None;
-        }
-        self.mark_at(prev, CONSUMER_MARK)
-    }
-
-    fn mark_at(&self, pos: u64, tag: u64) -> Option<Abandoned> {
-        let word = self.ring.len_word(pos).load(Ordering::Relaxed);
-        (word & MARK_TAG == tag && word == owner_mark(tag, pos, word as u16)).then_some(Abandoned {
+        Some(Blocked {
             pos,
-            mark: word,
-            owner: word as u16,
-            by_producer: tag == PRODUCER_MARK,
+            word: self.ring.len_word(pos).load(Ordering::Relaxed),
+            stamp: pos,
+            by_producer: true,
         })
     }
 
-    /// Clears every slot that participant `owner` holds: called by a process that has just
-    /// taken `owner`'s liveness lock, so the previous holder of that index is dead. Returns how
-    /// many slots it released.
-    pub fn clear_owned_by(&self, owner: u16) -> usize {
+    /// For a producer: the slot at `tail`, if last lap's consumer claimed it and never freed it.
+    fn blocked_producer(&self) -> Option<Blocked> {
+        let ctrl = self.ring.ctrl();
+        let tail = ctrl.tail.load(Ordering::Acquire);
+        let head = ctrl.head.load(Ordering::Acquire);
+        self.consumer_claim_at(tail.wrapping_sub(self.ring.slots), head)
+    }
+
+    /// Position `pos` as a slot claimed by a consumer and not yet freed, if it is one.
+    fn consumer_claim_at(&self, pos: u64, head: u64) -> Option<Blocked> {
+        // The position must be claimed by a consumer (head past it) and written.
+        let claimed = head.wrapping_sub(pos);
+        if claimed == 0 || claimed > self.ring.slots {
+            return None;
+        }
+        let written = pos.wrapping_add(1);
+        if self.ring.stamp(pos).load(Ordering::Acquire) != written {
+            return None;
+        }
+        Some(Blocked {
+            pos,
+            word: self.ring.len_word(pos).load(Ordering::Relaxed),
+            stamp: written,
+            by_producer: false,
+        })
+    }
+
+    /// For a consumer: the slot at `head`, if it is claimed by a producer, still unwritten and
+    /// carries the producer's owner mark (the claim and publish windows leave no mark: see
+    /// [`unblock_consumer`](Self::unblock_consumer)).
+    pub fn stuck_consumer(&self) -> Option<Abandoned> {
+        self.blocked_consumer().and_then(|b| self.marked(b))
+    }
+
+    /// For a producer: the slot at `tail`, if last lap's consumer claimed it, never freed it,
+    /// and marked it.
+    pub fn stuck_producer(&self) -> Option<Abandoned> {
+        self.blocked_producer().and_then(|b| self.marked(b))
+    }
+
+    /// Frees the slot a consumer is stalled at (at `head`), if every participant that may hold
+    /// it is dead per `alive` (module docs, "Windows, and how each is recovered").
+    pub fn unblock_consumer(&self, alive: Alive<'_>) -> Result<Unblock> {
+        match self.blocked_consumer() {
+            Some(b) => self.unblock(b, alive, None),
+            None => Ok(Unblock::Nothing),
+        }
+    }
+
+    /// Frees the slot a producer is stalled at (last lap's at `tail`), if every participant
+    /// that may hold it is dead per `alive`.
+    pub fn unblock_producer(&self, alive: Alive<'_>) -> Result<Unblock> {
+        match self.blocked_producer() {
+            Some(b) => self.unblock(b, alive, None),
+            None => Ok(Unblock::Nothing),
+        }
+    }
+
+    fn marked(&self, b: Blocked) -> Option<Abandoned> {
+        let tag = if b.by_producer {
+            PRODUCER_MARK
+        } else {
+            CONSUMER_MARK
+        };
+        let word = b.word;
+        (word & MARK_TAG == tag && word == owner_mark(tag, b.pos, word as u16)).then_some(
+            Abandoned {
+                pos: b.pos,
+                mark: word,
+                owner: word as u16,
+                by_producer: b.by_producer,
+            },
+        )
+    }
+
+    /// Frees `b` if its holder is dead. `dead` is a participant known dead whatever `alive`
+    /// says (a newcomer that took its place).
+    fn unblock(&self, b: Blocked, alive: Alive<'_>, dead: Option<u16>) -> Result<Unblock> {
+        if let Some(a) = self.marked(b) {
+            if Some(a.owner) != dead && alive(a.by_producer, a.owner)? {
+                return Ok(Unblock::Alive);
+            }
+            return Ok(if self.clear_abandoned(a) {
+                Unblock::Cleared
+            } else {
+                Unblock::Lost
+            });
+        }
+        // No mark: the holder is between its claiming CAS and its mark, or (a producer)
+        // between the two stores of `publish`. Its intent word names it, but so may the words
+        // of participants that lost the CAS for the same position: free the slot only if every
+        // one of them is dead.
+        let want = intent_word(b.pos, !b.by_producer);
+        let mut holders = 0;
+        for (i, intent) in self.ring.ctrl().intents.iter().enumerate() {
+            // Acquire: pairs with the Release store of the intent word: a word that moved on
+            // from `want` shows the claimer's earlier stamp store to the check below.
+            if intent.0.load(Ordering::Acquire) != want {
+                continue;
+            }
+            let i = i as u16;
+            if Some(i) != dead && alive(b.by_producer, i)? {
+                return Ok(Unblock::Alive);
+            }
+            holders += 1;
+        }
+        if holders == 0 {
+            return Ok(Unblock::Nothing);
+        }
+        // A live claimer that finished after our first look has stored its stamp before its
+        // next intent (both Release), so it shows here.
+        if self.ring.stamp(b.pos).load(Ordering::Acquire) != b.stamp {
+            return Ok(Unblock::Nothing);
+        }
+        Ok(
+            if self.release_slot(b.pos, b.word, b.stamp, b.by_producer) {
+                Unblock::Cleared
+            } else {
+                Unblock::Lost
+            },
+        )
+    }
+
+    /// Clears what participant `owner` holds: called by a process that has just taken `owner`'s
+    /// liveness lock, so the previous holder of that index is dead. Slots it marked are freed;
+    /// the claim its intent word names is freed unless another participant that may hold it
+    /// is alive (then [`Unblock::Alive`]: call again soon, before this index claims anything,
+    /// since its first claim overwrites the intent). Returns how many slots were released and
+    /// whether the intent is still pending.
+    pub fn clear_owned_by(&self, owner: u16, alive: Alive<'_>) -> Result<(usize, bool)> {
         let ctrl = self.ring.ctrl();
         let tail = ctrl.tail.load(Ordering::Acquire);
         let mut cleared = 0;
@@ -452,45 +697,88 @@ impl Watcher {
             // Every position a producer or consumer of the last lap may still hold.
             let pos = tail.wrapping_sub(back);
             let stamp = self.ring.stamp(pos).load(Ordering::Acquire);
-            let tag = if stamp == pos {
-                PRODUCER_MARK
+            let by_producer = if stamp == pos {
+                true
             } else if stamp == pos.wrapping_add(1) {
-                CONSUMER_MARK
+                false
             } else {
                 continue;
             };
-            if let Some(a) = self.mark_at(pos, tag) {
+            let b = Blocked {
+                pos,
+                word: self.ring.len_word(pos).load(Ordering::Relaxed),
+                stamp,
+                by_producer,
+            };
+            if let Some(a) = self.marked(b) {
                 if a.owner == owner && self.clear_abandoned(a) {
                     cleared += 1;
                 }
             }
         }
-        cleared
+        let Some(intent) = ctrl.intent(owner) else {
+            return Ok((cleared, false));
+        };
+        let word = intent.load(Ordering::Acquire);
+        if word == NO_INTENT {
+            return Ok((cleared, false));
+        }
+        let v = word.wrapping_sub(1);
+        let (pos, consumer) = (v >> 1, v & 1 == 1);
+        let blocked = if consumer {
+            let head = ctrl.head.load(Ordering::Acquire);
+            self.consumer_claim_at(pos, head)
+        } else {
+            let tail = ctrl.tail.load(Ordering::Acquire);
+            self.producer_claim_at(pos, tail)
+        };
+        let Some(b) = blocked else {
+            return Ok((cleared, false));
+        };
+        match self.unblock(b, alive, Some(owner))? {
+            Unblock::Cleared => Ok((cleared + 1, false)),
+            Unblock::Alive => Ok((cleared, true)),
+            Unblock::Nothing | Unblock::Lost => Ok((cleared, false)),
+        }
     }
 
     /// Releases a slot whose holder the caller found dead: a producer's claim becomes a skipped
     /// slot, a consumer's claim a free slot. False if someone else did it first (or the holder
     /// finished after all).
     pub fn clear_abandoned(&self, a: Abandoned) -> bool {
-        let replacement = if a.by_producer { SKIP } else { 0 };
-        // The CAS makes exactly one clearer win (Relaxed: the stamp store below publishes).
+        let stamp = if a.by_producer {
+            a.pos
+        } else {
+            a.pos.wrapping_add(1)
+        };
+        self.release_slot(a.pos, a.mark, stamp, a.by_producer)
+    }
+
+    /// Replaces the length word `word` of `pos` (by CAS: one clearer wins, and a holder that
+    /// wrote since makes it fail), then moves the stamp on from `stamp` (by CAS, so that a
+    /// stamp that moved on meanwhile is never set back).
+    fn release_slot(&self, pos: u64, word: u64, stamp: u64, by_producer: bool) -> bool {
+        let replacement = if by_producer { SKIP } else { 0 };
+        // Relaxed: the stamp store below publishes.
         if self
             .ring
-            .len_word(a.pos)
-            .compare_exchange(a.mark, replacement, Ordering::Relaxed, Ordering::Relaxed)
+            .len_word(pos)
+            .compare_exchange(word, replacement, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
         {
             return false;
         }
-        let stamp = if a.by_producer {
-            a.pos.wrapping_add(1)
+        let next = if by_producer {
+            pos.wrapping_add(1)
         } else {
-            a.pos.wrapping_add(self.ring.slots)
+            pos.wrapping_add(self.ring.slots)
         };
         // Release: pairs with the Acquire loads of the stamp in `try_peek` / `try_reserve`,
         // as a commit (of a skip) or a free would.
-        self.ring.stamp(a.pos).store(stamp, Ordering::Release);
-        true
+        self.ring
+            .stamp(pos)
+            .compare_exchange(stamp, next, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -536,6 +824,11 @@ impl Frame {
 pub struct Producer {
     ring: Ring,
     owner: u16,
+    #[cfg(shmring_loom)]
+    halt: Option<Halt>,
+    /// Set once a halt fired: the "dead" end claims nothing more (loom only).
+    #[cfg(shmring_loom)]
+    stopped: std::cell::Cell<bool>,
 }
 
 // SAFETY: the pointers lead to memory that `Producer::attach`'s contract keeps valid; all
@@ -544,6 +837,7 @@ pub struct Producer {
 unsafe impl Send for Producer {}
 
 impl Producer {
+    const CONSUMES: bool = false;
     /// Attaches to a ring as one of its producers. Does not count itself in: call
     /// [`MpmcControl::join_sender`] (and `leave_sender` when done) for disconnect detection.
     ///
@@ -560,7 +854,14 @@ impl Producer {
     ) -> Result<Self> {
         // SAFETY: forwarded from this function's contract.
         let ring = unsafe { Ring::new(ctrl, stamps, data, slots, slot_size)? };
-        Ok(Producer { ring, owner: 0 })
+        Ok(Producer {
+            ring,
+            owner: 0,
+            #[cfg(shmring_loom)]
+            halt: None,
+            #[cfg(shmring_loom)]
+            stopped: std::cell::Cell::new(false),
+        })
     }
 
     /// Sets the participant index written into owner marks (the channel layer's liveness
@@ -572,6 +873,62 @@ impl Producer {
     /// The participant index written into owner marks.
     pub fn owner(&self) -> u16 {
         self.owner
+    }
+
+    /// Records that we are about to claim `pos` (module docs, "Claiming with an intent").
+    #[inline]
+    fn intend(&self, pos: u64) {
+        if let Some(w) = self.ring.ctrl().intent(self.owner) {
+            // Release: a survivor that reads a later intent of ours sees our stamp stores
+            // before it (`Watcher::unblock`).
+            w.store(intent_word(pos, Self::CONSUMES), Ordering::Release);
+        }
+    }
+
+    /// Withdraws the intent after a claim that did not happen.
+    #[cold]
+    fn withdraw(&self) {
+        if self.halted(halt!(AfterClaim)) {
+            return; // "killed": a dead process withdraws nothing
+        }
+        if let Some(w) = self.ring.ctrl().intent(self.owner) {
+            w.store(NO_INTENT, Ordering::Release);
+        }
+    }
+
+    /// Stops this end at `at` from now on (loom models: see [`Halt`]).
+    #[cfg(shmring_loom)]
+    #[doc(hidden)]
+    pub fn halt_at(&mut self, at: Halt) {
+        self.halt = Some(at);
+    }
+
+    #[cfg(shmring_loom)]
+    #[inline]
+    fn halted(&self, at: Halt) -> bool {
+        self.halt == Some(at)
+    }
+
+    #[cfg(not(shmring_loom))]
+    #[inline(always)]
+    fn halted(&self, _: ()) -> bool {
+        false
+    }
+
+    /// Marks a halted end as dead: it claims nothing more (loom only; a no-op otherwise).
+    #[inline(always)]
+    fn stop(&self) {
+        #[cfg(shmring_loom)]
+        self.stopped.set(true);
+    }
+
+    /// True once a halt fired (always false outside loom).
+    #[inline(always)]
+    fn stopped(&self) -> bool {
+        #[cfg(shmring_loom)]
+        return self.stopped.get();
+        #[cfg(not(shmring_loom))]
+        return false;
     }
 
     /// A handle for finding and clearing slots held by dead participants.
@@ -599,6 +956,7 @@ impl Producer {
     /// `Err(Full)`: no free slot now. `Err(TooLarge)`: larger than a slot. `Err(Disconnected)`:
     /// every consumer left. The claim must be ended by [`commit`](Self::commit) or
     /// [`abandon`](Self::abandon), or consumers stall at it.
+    #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant> {
         let max = self.max_message();
         if len > max {
@@ -608,6 +966,21 @@ impl Producer {
         if ctrl.receivers_gone() {
             return Err(Error::Disconnected);
         }
+        let r = self.claim(len);
+        if r.is_err() {
+            // A lost CAS may have left our intent naming a position someone else claimed:
+            // withdraw it, or a survivor would wait on us for a claim we do not hold.
+            self.withdraw();
+        }
+        r
+    }
+
+    #[inline]
+    fn claim(&self, len: usize) -> Result<Grant> {
+        if self.stopped() {
+            return Err(Error::Corrupted("stopped by a loom halt"));
+        }
+        let ctrl = self.ring.ctrl();
         // Relaxed: the position only names a candidate; the stamp's Acquire load below is what
         // orders our use of the slot after its previous consumer.
         let mut pos = ctrl.tail.load(Ordering::Relaxed);
@@ -619,15 +992,21 @@ impl Producer {
             self.ring.check_stamp(pos, stamp)?;
             let diff = stamp.wrapping_sub(pos) as i64;
             if diff == 0 {
-                // Relaxed: the slot was handed over by the stamp; the CAS only arbitrates
-                // between producers.
+                // Before the claim, so that a survivor can name us if we die right after it.
+                self.intend(pos);
+                // Release: orders the intent store before the claim (a survivor that acquires
+                // the moved `tail` sees it). The slot itself was handed over by the stamp.
                 match ctrl.tail.compare_exchange(
                     pos,
                     pos.wrapping_add(1),
-                    Ordering::Relaxed,
+                    Ordering::Release,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        if self.halted(halt!(AfterClaim)) {
+                            self.stop();
+                            return Err(Error::Corrupted("halted after the claim (loom)"));
+                        }
                         // The slot is ours until we publish it (stamp protocol): mark it so a
                         // survivor can attribute it if we die (module docs).
                         self.ring.len_word(pos).store(
@@ -680,6 +1059,9 @@ impl Producer {
         self.ring.touch_payload(pos, true);
         // We own the slot (stamp protocol) until the Release store below, which orders this.
         self.ring.len_word(pos).store(len, Ordering::Relaxed);
+        if self.halted(halt!(InPublish)) {
+            return;
+        }
         // Release: pairs with the Acquire load of the stamp in `Consumer::try_peek`: length and
         // payload are visible before the slot is seen as written.
         self.ring
@@ -700,12 +1082,18 @@ impl Producer {
 pub struct Consumer {
     ring: Ring,
     owner: u16,
+    #[cfg(shmring_loom)]
+    halt: Option<Halt>,
+    /// Set once a halt fired: the "dead" end claims nothing more (loom only).
+    #[cfg(shmring_loom)]
+    stopped: std::cell::Cell<bool>,
 }
 
 // SAFETY: as for `Producer`.
 unsafe impl Send for Consumer {}
 
 impl Consumer {
+    const CONSUMES: bool = true;
     /// Attaches to a ring as one of its consumers. Does not count itself in: call
     /// [`MpmcControl::join_receiver`] (and `leave_receiver`).
     ///
@@ -720,7 +1108,14 @@ impl Consumer {
     ) -> Result<Self> {
         // SAFETY: forwarded from this function's contract.
         let ring = unsafe { Ring::new(ctrl, stamps, data, slots, slot_size)? };
-        Ok(Consumer { ring, owner: 0 })
+        Ok(Consumer {
+            ring,
+            owner: 0,
+            #[cfg(shmring_loom)]
+            halt: None,
+            #[cfg(shmring_loom)]
+            stopped: std::cell::Cell::new(false),
+        })
     }
 
     /// Sets the participant index written into owner marks (the channel layer's liveness
@@ -732,6 +1127,62 @@ impl Consumer {
     /// The participant index written into owner marks.
     pub fn owner(&self) -> u16 {
         self.owner
+    }
+
+    /// Records that we are about to claim `pos` (module docs, "Claiming with an intent").
+    #[inline]
+    fn intend(&self, pos: u64) {
+        if let Some(w) = self.ring.ctrl().intent(self.owner) {
+            // Release: a survivor that reads a later intent of ours sees our stamp stores
+            // before it (`Watcher::unblock`).
+            w.store(intent_word(pos, Self::CONSUMES), Ordering::Release);
+        }
+    }
+
+    /// Withdraws the intent after a claim that did not happen.
+    #[cold]
+    fn withdraw(&self) {
+        if self.halted(halt!(AfterClaim)) {
+            return; // "killed": a dead process withdraws nothing
+        }
+        if let Some(w) = self.ring.ctrl().intent(self.owner) {
+            w.store(NO_INTENT, Ordering::Release);
+        }
+    }
+
+    /// Stops this end at `at` from now on (loom models: see [`Halt`]).
+    #[cfg(shmring_loom)]
+    #[doc(hidden)]
+    pub fn halt_at(&mut self, at: Halt) {
+        self.halt = Some(at);
+    }
+
+    #[cfg(shmring_loom)]
+    #[inline]
+    fn halted(&self, at: Halt) -> bool {
+        self.halt == Some(at)
+    }
+
+    #[cfg(not(shmring_loom))]
+    #[inline(always)]
+    fn halted(&self, _: ()) -> bool {
+        false
+    }
+
+    /// Marks a halted end as dead: it claims nothing more (loom only; a no-op otherwise).
+    #[inline(always)]
+    fn stop(&self) {
+        #[cfg(shmring_loom)]
+        self.stopped.set(true);
+    }
+
+    /// True once a halt fired (always false outside loom).
+    #[inline(always)]
+    fn stopped(&self) -> bool {
+        #[cfg(shmring_loom)]
+        return self.stopped.get();
+        #[cfg(not(shmring_loom))]
+        return false;
     }
 
     /// A handle for finding and clearing slots held by dead participants.
@@ -754,7 +1205,21 @@ impl Consumer {
     /// `Err(Empty)`: nothing now (or the producer of the next position has not committed yet).
     /// `Err(Disconnected)`: every producer left and the ring is drained. `Err(Corrupted)`: a
     /// stamp, position or length no honest peer writes.
+    #[inline]
     pub fn try_peek(&mut self) -> Result<Frame> {
+        let r = self.claim();
+        if r.is_err() {
+            // As in `Producer::try_reserve`: no claim is held, so no intent either.
+            self.withdraw();
+        }
+        r
+    }
+
+    #[inline]
+    fn claim(&self) -> Result<Frame> {
+        if self.stopped() {
+            return Err(Error::Corrupted("stopped by a loom halt"));
+        }
         let ring = self.ring;
         let ctrl = ring.ctrl();
         let mut looked_again = false;
@@ -766,13 +1231,19 @@ impl Consumer {
             self.ring.check_stamp(pos, stamp)?;
             let diff = stamp.wrapping_sub(pos.wrapping_add(1)) as i64;
             if diff == 0 {
+                // As in `Producer::try_reserve`: the intent first, the claim (Release) after.
+                self.intend(pos);
                 match ctrl.head.compare_exchange(
                     pos,
                     pos.wrapping_add(1),
-                    Ordering::Relaxed,
+                    Ordering::Release,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        if self.halted(halt!(AfterClaim)) {
+                            self.stop();
+                            return Err(Error::Corrupted("halted after the claim (loom)"));
+                        }
                         // The producer wrote the word before its Release store that we acquired.
                         let len = self.ring.len_word(pos).load(Ordering::Relaxed);
                         if len == SKIP {
@@ -835,7 +1306,7 @@ impl Consumer {
         self.free(frame.pos);
     }
 
-    fn free(&mut self, pos: u64) {
+    fn free(&self, pos: u64) {
         // Release: pairs with the Acquire load of the stamp in `Producer::try_reserve`: we are
         // done reading the slot before the next lap's producer may overwrite it.
         self.ring
@@ -1087,7 +1558,156 @@ mod tests {
         let _claimed = dead.try_reserve(8).unwrap();
         let mut successor = h.producer();
         successor.set_owner(2);
-        assert_eq!(successor.watcher().clear_owned_by(2), 1);
+        assert_eq!(
+            successor
+                .watcher()
+                .clear_owned_by(2, &mut |_, _| Ok(true))
+                .unwrap(),
+            (1, false)
+        );
+        send(&mut successor, b"next").unwrap();
+        let mut c = h.consumer();
+        assert_eq!(recv(&mut c).unwrap(), b"next");
+    }
+
+    fn alive_none(_: bool, _: u16) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// A producer killed between its `tail` CAS and its owner mark: the slot holds last lap's
+    /// word, and only the intent names the claimer.
+    #[test]
+    fn a_producer_dead_between_claim_and_mark_is_named_by_its_intent() {
+        let mut h = Heap::new(2, 16);
+        let mut dead = h.producer();
+        dead.set_owner(3);
+        let mut live = h.producer();
+        live.set_owner(4);
+        let mut c = h.consumer();
+        c.set_owner(9);
+        let before = dead.ring.len_word(0).load(Ordering::Relaxed);
+        let _claimed = dead.try_reserve(8).unwrap();
+        dead.ring.len_word(0).store(before, Ordering::Relaxed); // as if killed before the mark
+        send(&mut live, b"after").unwrap();
+        assert!(matches!(recv(&mut c), Err(Error::Empty)));
+        let w = c.watcher();
+        assert_eq!(w.stuck_consumer(), None, "no mark to go by");
+        let mut asked = Vec::new();
+        let mut alive = |p: bool, i: u16| {
+            asked.push((p, i));
+            Ok(true)
+        };
+        assert_eq!(w.unblock_consumer(&mut alive).unwrap(), Unblock::Alive);
+        assert_eq!(asked, [(true, 3)], "only the claimer is asked about");
+        assert_eq!(
+            w.unblock_consumer(&mut alive_none).unwrap(),
+            Unblock::Cleared
+        );
+        assert_eq!(
+            w.unblock_consumer(&mut alive_none).unwrap(),
+            Unblock::Nothing
+        );
+        assert_eq!(recv(&mut c).unwrap(), b"after");
+    }
+
+    /// A producer killed inside `publish`, between the length store and the stamp store.
+    #[test]
+    fn a_producer_dead_inside_publish_is_named_by_its_intent() {
+        let mut h = Heap::new(4, 16);
+        let mut dead = h.producer();
+        dead.set_owner(1);
+        let mut c = h.consumer();
+        let g = dead.try_reserve(8).unwrap();
+        dead.ring.len_word(g.pos).store(8, Ordering::Relaxed); // the length, not the stamp
+        assert!(matches!(recv(&mut c), Err(Error::Empty)));
+        let w = c.watcher();
+        assert_eq!(w.stuck_consumer(), None);
+        assert_eq!(
+            w.unblock_consumer(&mut alive_none).unwrap(),
+            Unblock::Cleared
+        );
+        assert!(
+            matches!(recv(&mut c), Err(Error::Empty)),
+            "given up as a skip"
+        );
+        send(&mut h.producer(), b"next").unwrap();
+        assert_eq!(recv(&mut c).unwrap(), b"next");
+    }
+
+    /// A loser of the same CAS that died leaves an intent too; a live winner must not lose its
+    /// slot to it, and a withdrawn intent names nobody.
+    #[test]
+    fn a_live_claimer_is_never_cleared_on_a_dead_losers_intent() {
+        let mut h = Heap::new(4, 16);
+        let mut winner = h.producer();
+        winner.set_owner(0);
+        let mut loser = h.producer();
+        loser.set_owner(2);
+        let mut c = h.consumer();
+        c.set_owner(5);
+        let g = winner.try_reserve(4).unwrap();
+        // The loser stored its intent for position 0, lost the CAS, and "died" there.
+        loser.intend(0);
+        let before = winner.ring.len_word(0).load(Ordering::Relaxed);
+        assert_ne!(before & MARK_TAG, 0, "marked");
+        winner.ring.len_word(0).store(7, Ordering::Relaxed); // inside publish now
+        let w = c.watcher();
+        // Both name position 0; the winner (index 0) answers alive: nothing is freed.
+        let mut alive = |_: bool, i: u16| Ok(i == 0);
+        assert_eq!(w.unblock_consumer(&mut alive).unwrap(), Unblock::Alive);
+        winner.ring.len_word(0).store(before, Ordering::Relaxed);
+        winner.commit(g, 4);
+        assert_eq!(
+            w.unblock_consumer(&mut alive_none).unwrap(),
+            Unblock::Nothing
+        );
+        assert_eq!(recv(&mut c).unwrap().len(), 4);
+        loser.withdraw();
+        assert_eq!(h.ctrl.intent(2).unwrap().load(Ordering::Relaxed), NO_INTENT);
+    }
+
+    /// A consumer killed between its `head` CAS and its mark: the slot holds the length.
+    #[test]
+    fn a_consumer_dead_between_claim_and_mark_is_named_by_its_intent() {
+        let mut h = Heap::new(2, 16);
+        let mut p = h.producer();
+        let mut dead = h.consumer();
+        dead.set_owner(6);
+        let mut live = h.consumer();
+        live.set_owner(7);
+        send(&mut p, b"one").unwrap();
+        send(&mut p, b"two").unwrap();
+        let f = dead.try_peek().unwrap();
+        dead.ring.len_word(f.pos).store(3, Ordering::Relaxed); // as if killed before the mark
+        assert_eq!(recv(&mut live).unwrap(), b"two");
+        assert!(matches!(send(&mut p, b"three"), Err(Error::Full)));
+        let w = p.watcher();
+        assert_eq!(w.stuck_producer(), None);
+        assert_eq!(
+            w.unblock_producer(&mut |_, i| Ok(i != 6)).unwrap(),
+            Unblock::Cleared
+        );
+        send(&mut p, b"three").unwrap();
+        assert_eq!(recv(&mut live).unwrap(), b"three");
+    }
+
+    /// A newcomer in a dead producer's place frees the claim its intent names.
+    #[test]
+    fn a_newcomer_frees_the_claim_its_predecessors_intent_names() {
+        let mut h = Heap::new(4, 16);
+        let mut dead = h.producer();
+        dead.set_owner(2);
+        let before = dead.ring.len_word(0).load(Ordering::Relaxed);
+        let _g = dead.try_reserve(8).unwrap();
+        dead.ring.len_word(0).store(before, Ordering::Relaxed);
+        let mut successor = h.producer();
+        successor.set_owner(2);
+        // Its own index counts as dead whatever `alive` says.
+        let w = successor.watcher();
+        assert_eq!(
+            w.clear_owned_by(2, &mut |_, _| Ok(true)).unwrap(),
+            (1, false)
+        );
         send(&mut successor, b"next").unwrap();
         let mut c = h.consumer();
         assert_eq!(recv(&mut c).unwrap(), b"next");

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// `"SHMRING\0"`, little-endian: the first 8 bytes of every segment.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Version of the segment format; bumped on any change of layout or protocol.
-pub const VERSION: u32 = 1;
+/// 2: the MPMC control block holds per-participant intent words (`ring::mpmc`).
+pub const VERSION: u32 = 2;
 /// The value of `init` once the creator has finished.
 pub const INIT_DONE: u32 = 0x494E_4954; // "INIT"
 

@@ -20,6 +20,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role of a holder that `End::recover`'s `alive` asks about.
+    pub(crate) fn of_producer(producer: bool) -> Role {
+        if producer {
+            Role::Sender
+        } else {
+            Role::Receiver
+        }
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Sender => "sender",
@@ -121,8 +130,12 @@ pub trait End: Send + std::fmt::Debug {
         alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
     ) -> Result<bool>;
     /// Frees whatever the previous holder of this end's participant index left claimed (we
-    /// took its lock, so it is dead). How many were freed.
-    fn clear_predecessor(&mut self) -> usize;
+    /// took its lock, so it is dead). How many were freed. `alive` as for
+    /// [`recover`](Self::recover), for the other participants that may share a claim with it.
+    fn clear_predecessor(
+        &mut self,
+        alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
+    ) -> Result<usize>;
     /// Marks this end closed in the ring (before its lock goes).
     fn close(&mut self);
 }

@@ -140,12 +140,7 @@ impl<R: Flavor> Link<R> {
     /// of its places.
     fn check<E: End>(&self, watcher: E::Watcher, own_event: usize) -> Result<()> {
         if E::recover(watcher, &mut |role_is_producer, i| {
-            let role = if role_is_producer {
-                Role::Sender
-            } else {
-                Role::Receiver
-            };
-            self.alive(role, i)
+            self.alive(Role::of_producer(role_is_producer), i)
         })? {
             // Others of our side may be asleep behind the same slot.
             self.notify_all(own_event);
@@ -552,7 +547,7 @@ impl<R: Flavor> Sender<R> {
         let mut end = unsafe { R::producer(parts, index)? };
         R::join(link.control(), Role::Sender);
         // We hold this place's lock: whatever its previous holder left claimed is abandoned.
-        if end.clear_predecessor() > 0 {
+        if end.clear_predecessor(&mut |p, i| link.alive(Role::of_producer(p), i))? > 0 {
             link.notify_all(READABLE);
         }
         Ok(Sender { end, link })
@@ -735,6 +730,11 @@ impl<R: Flavor> Sender<R> {
     pub(crate) fn liveness_check(&self) -> Result<()> {
         self.link.check::<R::Producer>(self.end.watcher(), WRITABLE)
     }
+
+    /// The ring end (loom models' hooks).
+    pub(crate) fn end_mut(&mut self) -> &mut R::Producer {
+        &mut self.end
+    }
 }
 
 #[cfg(shmring_loom)]
@@ -742,6 +742,11 @@ impl<R: Flavor> Receiver<R> {
     /// One round of the wait loop's liveness check (loom models).
     pub(crate) fn liveness_check(&self) -> Result<()> {
         self.link.check::<R::Consumer>(self.end.watcher(), READABLE)
+    }
+
+    /// The ring end (loom models' hooks).
+    pub(crate) fn end_mut(&mut self) -> &mut R::Consumer {
+        &mut self.end
     }
 }
 
@@ -840,7 +845,7 @@ impl<R: Flavor> Receiver<R> {
         let mut end = unsafe { R::consumer(parts, index)? };
         R::join(link.control(), Role::Receiver);
         // As in `Sender::attach`: what the previous holder of our place left is abandoned.
-        if end.clear_predecessor() > 0 {
+        if end.clear_predecessor(&mut |p, i| link.alive(Role::of_producer(p), i))? > 0 {
             link.notify_all(WRITABLE);
         }
         Ok(Receiver { end, link })

@@ -47,6 +47,7 @@
 
 use std::ops::Range;
 use std::ptr::NonNull;
+use std::time::Duration;
 
 use super::flavor::{self, Parts, Role};
 use crate::config::Config;
@@ -179,16 +180,35 @@ impl flavor::Flavor for Mpmc {
 
 flavor::forward_ends!(ring, wake_on_full_or_empty = false, pass_on = true);
 
-/// Frees the slot a dead holder blocks us with (`ring::mpmc` docs, "a dead claimer's slot can
-/// be recovered"), if `alive` says its owner is dead.
+/// Frees the slot a dead holder blocks us with (`ring::mpmc` docs, "Windows, and how each is
+/// recovered"), if `alive` says every participant that may hold it is dead.
 fn recover(
-    stuck: Option<ring::Abandoned>,
-    w: Watcher,
+    unblock: impl FnOnce(ring::Alive<'_>) -> Result<ring::Unblock>,
     alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
 ) -> Result<bool> {
-    match stuck {
-        Some(a) if !alive(a.by_producer, usize::from(a.owner))? => Ok(w.clear_abandoned(a)),
-        _ => Ok(false),
+    Ok(unblock(&mut |p, i| alive(p, usize::from(i)))? == ring::Unblock::Cleared)
+}
+
+/// How long a newcomer waits for a live participant that shares its dead predecessor's
+/// intent (a loser of the same CAS, inside its own call) to move on.
+const PREDECESSOR_WAIT: Duration = Duration::from_secs(5);
+
+/// Clears what the dead previous holder of `owner`'s place left. A claim its intent names
+/// stays ambiguous while another live participant names the same position (it lost that CAS
+/// and is still inside its call, for a few instructions): wait for it to move on, since our
+/// own first claim overwrites the intent.
+fn clear_predecessor(
+    w: Watcher,
+    owner: u16,
+    alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
+) -> Result<usize> {
+    let start = std::time::Instant::now();
+    loop {
+        let (cleared, pending) = w.clear_owned_by(owner, &mut |p, i| alive(p, usize::from(i)))?;
+        if !pending || start.elapsed() > PREDECESSOR_WAIT {
+            return Ok(cleared);
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -201,11 +221,13 @@ impl flavor::End for Producer {
         Producer::max_message(self)
     }
     fn recover(w: Watcher, alive: &mut dyn FnMut(bool, usize) -> Result<bool>) -> Result<bool> {
-        recover(w.stuck_producer(), w, alive)
+        recover(|a| w.unblock_producer(a), alive)
     }
-    fn clear_predecessor(&mut self) -> usize {
-        let w = Producer::watcher(self);
-        w.clear_owned_by(self.owner())
+    fn clear_predecessor(
+        &mut self,
+        alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
+    ) -> Result<usize> {
+        clear_predecessor(Producer::watcher(self), self.owner(), alive)
     }
     fn close(&mut self) {}
 }
@@ -219,11 +241,13 @@ impl flavor::End for Consumer {
         Consumer::max_message(self)
     }
     fn recover(w: Watcher, alive: &mut dyn FnMut(bool, usize) -> Result<bool>) -> Result<bool> {
-        recover(w.stuck_consumer(), w, alive)
+        recover(|a| w.unblock_consumer(a), alive)
     }
-    fn clear_predecessor(&mut self) -> usize {
-        let w = Consumer::watcher(self);
-        w.clear_owned_by(self.owner())
+    fn clear_predecessor(
+        &mut self,
+        alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
+    ) -> Result<usize> {
+        clear_predecessor(Consumer::watcher(self), self.owner(), alive)
     }
     fn close(&mut self) {}
 }
@@ -232,7 +256,6 @@ impl flavor::End for Consumer {
 mod tests {
     use super::*;
     use crate::sync::Wait;
-    use std::time::Duration;
 
     fn name(tag: &str) -> String {
         format!("t-mpmc-{tag}-{}", std::process::id())

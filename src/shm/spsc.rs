@@ -135,8 +135,11 @@ macro_rules! no_recovery {
         fn recover(_: (), _: &mut dyn FnMut(bool, usize) -> Result<bool>) -> Result<bool> {
             Ok(false)
         }
-        fn clear_predecessor(&mut self) -> usize {
-            0
+        fn clear_predecessor(
+            &mut self,
+            _alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
+        ) -> Result<usize> {
+            Ok(0)
         }
         #[inline]
         fn max_message(&self) -> usize {
