@@ -162,7 +162,8 @@ fn run(wait: Wait) {
         }
     }
     let elapsed = start.elapsed();
-    shmring::segment::Segment::unlink(&name).unwrap();
+    // `inspect::remove` also removes the segment's System V semaphore set (Wait::Semaphore).
+    shmring::inspect::remove(&name).unwrap();
     let want_sum = (0..n).fold(0u64, |a, s| a.wrapping_add(s));
     let want_sq = (0..n).fold(0u64, |a, s| a.wrapping_add(s.wrapping_mul(s)));
     for p in 0..PRODUCERS as usize {

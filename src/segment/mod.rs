@@ -501,6 +501,11 @@ impl Segment {
     }
 
     /// Removes a segment's name from `/dev/shm`. Processes that have it mapped keep using it.
+    ///
+    /// This removes the name only. A `Wait::Semaphore` segment also owns a System V semaphore
+    /// set, which its last user removes when it leaves a segment that can no longer be opened;
+    /// if nobody is attached when the name goes, use `shmring::inspect::remove` (or
+    /// `shmring rm`), which removes both.
     pub fn unlink(name: &str) -> Result<()> {
         let name = normalize_name(name)?;
         shm_unlink(name.as_str()).map_err(|e| Error::io(format!("shm_unlink {name}"), e))
