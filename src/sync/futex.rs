@@ -52,10 +52,7 @@ impl Futex {
     /// Returns at once if the word differs; may also return spuriously. Callers re-check their
     /// condition after every return.
     pub fn wait(&self, expected: u32, timeout: Option<Duration>) {
-        let ts = timeout.map(|d| libc::timespec {
-            tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: d.subsec_nanos() as libc::c_long,
-        });
+        let ts = timeout.map(crate::sync::timespec);
         let ts_ptr = ts
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const libc::timespec);

@@ -45,6 +45,16 @@ pub(crate) mod hint {
     pub use loom::thread::yield_now;
 }
 
+/// `d` as the `timespec` a timed kernel wait takes (`FUTEX_WAIT`, `semtimedop`); seconds
+/// beyond `time_t` saturate, which is "for ever" in practice.
+#[cfg(not(shmring_loom))]
+pub(crate) fn timespec(d: std::time::Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
+}
+
 pub mod futex;
 pub mod semaphore;
 pub mod wait;

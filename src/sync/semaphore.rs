@@ -261,10 +261,7 @@ mod real {
         /// early on a signal; callers re-check their condition after every return. `Err` if
         /// the set was removed or is no longer ours to use.
         pub fn wait(self, timeout: Option<Duration>) -> Result<()> {
-            let ts = timeout.map(|d| libc::timespec {
-                tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-                tv_nsec: d.subsec_nanos() as libc::c_long,
-            });
+            let ts = timeout.map(crate::sync::timespec);
             let ts_ptr = ts
                 .as_ref()
                 .map_or(std::ptr::null(), |t| t as *const libc::timespec);

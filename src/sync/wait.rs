@@ -68,9 +68,10 @@ pub enum Wait {
     #[default]
     Futex,
     /// Spin briefly, then sleep on a System V semaphore (`semget`), one set per segment,
-    /// held by the kernel: visible to `ipcs -s`, removed with the segment, nothing in shared
-    /// memory that a peer could corrupt. For systems or tools that expect semaphores; the
-    /// futex is the faster of the two.
+    /// held by the kernel: visible to `ipcs -s`, removed by its last user (or `shmring rm`),
+    /// nothing in shared memory that a peer could corrupt. For systems or tools that expect semaphores. Measured
+    /// against the futex (64 B round trip, both sides pinned): the same median, a longer tail
+    /// (p999 about 1.6x), because its sleeps cost more.
     Semaphore,
 }
 
