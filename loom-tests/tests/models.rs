@@ -522,6 +522,38 @@ fn mpmc_producer_killed_inside_publish_is_recovered() {
     });
 }
 
+/// A dead producer's intent names a position it never claimed (it died between its intent store
+/// and its CAS), and a live producer claims that position and publishes an empty message, which
+/// writes back the very length word the slot held before (0): an ABA that the length word's CAS
+/// in recovery cannot see. The consumer's recovery must learn from the live producer's moved-on
+/// intent that the claim was published (the stamp re-check in `Watcher::unblock`) and leave the
+/// slot alone; else it turns the live message into a skip and the empty message is lost.
+/// Without the re-check this fails at bound 2. (The Acquire/Release pair behind the re-check is
+/// argued, not modelled: loom returns the fresh stamp in every schedule; see .ci/loom-mutants.)
+#[test]
+fn mpmc_live_claimer_races_recovery_on_a_dead_intent() {
+    model(2, || {
+        let heap = mpmc_with(Wait::Spin);
+        let mut doomed = heap.sender().unwrap();
+        let mut live = heap.sender().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        halt_sender(&mut doomed, Halt::BeforeClaim);
+        assert!(doomed.try_send(&[9]).is_err(), "halted before the claim");
+        kill(doomed);
+        let t = thread::spawn(move || {
+            live.send(&[]).unwrap();
+            live.send(&[4]).unwrap(); // moves the live producer's intent on
+            live
+        });
+        // Recovery first, before any load the receiver could see again after a yield (loom
+        // never returns a value a thread saw before it yielded, which would hide a stale stamp).
+        rx.check().unwrap();
+        assert_eq!(recv_recovering(&mut rx).unwrap(), Vec::<u8>::new());
+        assert_eq!(recv_recovering(&mut rx).unwrap(), [4]);
+        drop(t.join().unwrap());
+    });
+}
+
 /// A consumer killed between its `head` CAS and its owner mark: the producer blocked on the
 /// full ring frees the slot on the dead consumer's intent; the live consumer's claims race it.
 #[test]

@@ -373,6 +373,10 @@ pub enum Halt {
     AfterClaim,
     /// A producer's `publish` returns after the length store, before the stamp store.
     InPublish,
+    /// A producer right after its intent store, before the claiming CAS (a participant that
+    /// dies before claiming, or a CAS loser that dies before withdrawing): the claim fails
+    /// with `Corrupted` and leaves an intent that names a position it never held.
+    BeforeClaim,
 }
 
 /// Where the ring lives: control block, stamps and slots.
@@ -888,7 +892,7 @@ impl Producer {
     /// Withdraws the intent after a claim that did not happen.
     #[cold]
     fn withdraw(&self) {
-        if self.halted(halt!(AfterClaim)) {
+        if self.stopped() {
             return; // "killed": a dead process withdraws nothing
         }
         if let Some(w) = self.ring.ctrl().intent(self.owner) {
@@ -994,6 +998,10 @@ impl Producer {
             if diff == 0 {
                 // Before the claim, so that a survivor can name us if we die right after it.
                 self.intend(pos);
+                if self.halted(halt!(BeforeClaim)) {
+                    self.stop();
+                    return Err(Error::Corrupted("halted before the claim (loom)"));
+                }
                 // Release: orders the intent store before the claim (a survivor that acquires
                 // the moved `tail` sees it). The slot itself was handed over by the stamp.
                 match ctrl.tail.compare_exchange(
@@ -1142,7 +1150,7 @@ impl Consumer {
     /// Withdraws the intent after a claim that did not happen.
     #[cold]
     fn withdraw(&self) {
-        if self.halted(halt!(AfterClaim)) {
+        if self.stopped() {
             return; // "killed": a dead process withdraws nothing
         }
         if let Some(w) = self.ring.ctrl().intent(self.owner) {
