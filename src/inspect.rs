@@ -32,8 +32,8 @@ pub use crate::segment::{HeaderSnapshot, RingKind};
 use crate::error::{Error, Result};
 use crate::ring::{mpmc, spsc};
 use crate::segment::{
-    normalize_name, side_locked, Header, Segment, CONTROL_OFFSET, HEADER_LEN, INIT_DONE, MAGIC,
-    RECEIVER, SENDER, VERSION,
+    normalize_name, side_locked, Header, Segment, CONTROL_OFFSET, HEADER_LEN, MAGIC, RECEIVER,
+    SENDER, VERSION,
 };
 
 /// Where POSIX shared memory lives on Linux.
@@ -226,7 +226,7 @@ pub fn inspect(name: &str) -> Result<Option<SegmentInfo>> {
     let header = unsafe { base.cast::<Header>().as_ref() };
     let h = header.snapshot();
     info.header = Some(h);
-    info.initialised = h.init == INIT_DONE;
+    info.initialised = h.initialised();
     if h.version != VERSION {
         info.problems.push(format!(
             "format version {} (this tool reads {VERSION})",
