@@ -292,11 +292,13 @@ impl MpmcControl {
     }
 
     /// True if producers joined and every one of them left.
+    #[inline]
     pub fn senders_gone(&self) -> bool {
         self.gone(&self.peers.senders, SENDERS_JOINED)
     }
 
     /// True if consumers joined and every one of them left.
+    #[inline]
     pub fn receivers_gone(&self) -> bool {
         self.gone(&self.peers.receivers, RECEIVERS_JOINED)
     }
@@ -970,13 +972,15 @@ impl Producer {
         if ctrl.receivers_gone() {
             return Err(Error::Disconnected);
         }
-        let r = self.claim(len);
-        if r.is_err() {
-            // A lost CAS may have left our intent naming a position someone else claimed:
-            // withdraw it, or a survivor would wait on us for a claim we do not hold.
-            self.withdraw();
+        match self.claim(len) {
+            Ok(grant) => Ok(grant),
+            Err(e) => {
+                // A lost CAS may have left our intent naming a position someone else claimed:
+                // withdraw it, or a survivor would wait on us for a claim we do not hold.
+                self.withdraw();
+                Err(e)
+            }
         }
-        r
     }
 
     #[inline]
@@ -1215,12 +1219,14 @@ impl Consumer {
     /// stamp, position or length no honest peer writes.
     #[inline]
     pub fn try_peek(&mut self) -> Result<Frame> {
-        let r = self.claim();
-        if r.is_err() {
-            // As in `Producer::try_reserve`: no claim is held, so no intent either.
-            self.withdraw();
+        match self.claim() {
+            Ok(frame) => Ok(frame),
+            Err(e) => {
+                // As in `Producer::try_reserve`: no claim is held, so no intent either.
+                self.withdraw();
+                Err(e)
+            }
         }
-        r
     }
 
     #[inline]
