@@ -85,6 +85,12 @@ pub fn halt_sender(tx: &mut Sender<Mpmc>, at: Halt) {
     tx.end_mut().halt_at(at);
 }
 
+/// Lets a sender halted at [`Halt::BeforeClaim`] run on, as a stopped process continued: its
+/// next call claims afresh (its claim would fail anyway: the position moved on).
+pub fn resume_sender(tx: &mut Sender<Mpmc>) {
+    tx.end_mut().resume();
+}
+
 /// Stops an MPMC receiver at `at` (only [`Halt::AfterClaim`] applies to consumers).
 pub fn halt_receiver(rx: &mut Receiver<Mpmc>, at: Halt) {
     rx.end_mut().halt_at(at);

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use loom::thread;
 use shmring::loom::atomic::{AtomicU32, Ordering};
 use shmring::loom::{
-    halt_receiver, halt_sender, kill, wait_for, Event, Half, Halt, Heap, Mpmc, Spsc,
+    halt_receiver, halt_sender, kill, resume_sender, wait_for, Event, Half, Halt, Heap, Mpmc, Spsc,
 };
 use shmring::{Config, Error, Wait};
 
@@ -551,6 +551,50 @@ fn mpmc_live_claimer_races_recovery_on_a_dead_intent() {
         assert_eq!(recv_recovering(&mut rx).unwrap(), Vec::<u8>::new());
         assert_eq!(recv_recovering(&mut rx).unwrap(), [4]);
         drop(t.join().unwrap());
+    });
+}
+
+/// A newcomer must not take the place of a dead claimer whose claim is still ambiguous: the
+/// dead winner of position 0 (killed between its CAS and its mark) and a live participant stopped
+/// between its intent and its CAS both name 0. Taking the dead one's place would overwrite the
+/// only record of the claim with the newcomer's first intent, and once the stopped one moves on,
+/// nothing would name the slot: a wedge. The newcomer takes another place; the slot is freed
+/// once no live participant names it, and every later message arrives.
+#[test]
+fn mpmc_newcomer_skips_the_place_of_an_ambiguous_dead_claim() {
+    model(1, || {
+        let heap = mpmc();
+        let mut dead = heap.sender().unwrap();
+        let mut stopped = heap.sender().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        halt_sender(&mut stopped, Halt::BeforeClaim);
+        assert!(stopped.try_send(&[8]).is_err(), "stopped before its CAS");
+        halt_sender(&mut dead, Halt::AfterClaim);
+        assert!(
+            dead.try_send(&[9]).is_err(),
+            "halted after winning position 0"
+        );
+        kill(dead);
+        let mut newcomer = heap.sender().unwrap();
+        newcomer.send(&[5]).unwrap();
+        // While the stopped participant lives, position 0 may be its claim: nothing is freed.
+        assert!(matches!(
+            rx.try_recv_into(&mut Vec::new()),
+            Err(Error::Empty)
+        ));
+        rx.check().unwrap();
+        assert!(matches!(
+            rx.try_recv_into(&mut Vec::new()),
+            Err(Error::Empty)
+        ));
+        // The stopped participant is continued: the ring is full (0 stuck, 1 holds [5]), so its
+        // call withdraws its intent, and only the dead winner's record (kept) names 0.
+        resume_sender(&mut stopped);
+        assert!(matches!(stopped.try_send(&[8]), Err(Error::Full)));
+        assert_eq!(recv_recovering(&mut rx).unwrap(), [5]);
+        stopped.send(&[8]).unwrap();
+        assert_eq!(recv_recovering(&mut rx).unwrap(), [8]);
+        drop((newcomer, stopped));
     });
 }
 

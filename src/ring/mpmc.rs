@@ -68,9 +68,11 @@
 //! clearer wins, and a holder that wrote since makes it fail), then a CAS of the stamp from
 //! the held value (never set back). A dead producer's claim becomes a skipped slot, a dead
 //! consumer's claim a free slot. A newcomer that takes a dead participant's index frees what
-//! that index held at once ([`Watcher::clear_owned_by`]; its own first claim would overwrite
-//! the intent, so it waits first for any live participant that names the same position to
-//! move on).
+//! that index held at once ([`Watcher::clear_owned_by`]). Its own first claim would overwrite
+//! the intent, so while a live participant names the same position (a loser of the same CAS
+//! still inside its call, or stopped there) the claim is ambiguous: the newcomer waits briefly
+//! for it to move on, and if it does not, gives the index back and takes another (the channel
+//! layer, `shm::half::attach`), leaving the dead claimer's intent for the survivors.
 //!
 //! ## Windows, and how each is recovered
 //! | Killed between | State left | Recovered by |
@@ -907,6 +909,15 @@ impl Producer {
     #[doc(hidden)]
     pub fn halt_at(&mut self, at: Halt) {
         self.halt = Some(at);
+    }
+
+    /// Lets a halted end run on, as a process stopped (SIGSTOP) where the halt fired would when
+    /// it is continued (loom models only): its next call starts from the ring's state then.
+    #[cfg(shmring_loom)]
+    #[doc(hidden)]
+    pub fn resume(&mut self) {
+        self.halt = None;
+        self.stopped.set(false);
     }
 
     #[cfg(shmring_loom)]

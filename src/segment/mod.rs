@@ -424,6 +424,24 @@ impl Segment {
         }
     }
 
+    /// Gives participant `side`'s liveness lock back (a place taken and then found not
+    /// settled: see `shm::half::attach`).
+    pub(crate) fn unlock_side(&self, side: usize) -> Result<()> {
+        let Some(fd) = self.lock_fd.get() else {
+            return Ok(()); // never locked anything
+        };
+        let mut fl = flock(libc::F_UNLCK as libc::c_short, lock_byte(side));
+        // SAFETY: `fd` is open for the life of `self`; `fl` is a valid flock on this stack.
+        let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+        if rc != 0 {
+            return Err(Error::last_os(format!(
+                "F_OFD_SETLK (unlock) on {}",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
     /// A second open file description of the segment file, for the liveness locks (module
     /// docs, "Across `fork`"): `/proc/self/fd/N` reopened, checked to be the same file.
     fn open_lock_fd(&self) -> Result<OwnedFd> {

@@ -130,12 +130,15 @@ pub trait End: Send + std::fmt::Debug {
         alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
     ) -> Result<bool>;
     /// Frees whatever the previous holder of this end's participant index left claimed (we
-    /// took its lock, so it is dead). How many were freed. `alive` as for
+    /// took its lock, so it is dead). Returns how many slots were freed, and whether the place
+    /// is settled: false if what the predecessor left cannot be told apart yet from a live
+    /// participant's claim; then the caller gives the place back and tries another, so that
+    /// the dead holder's record stays for the survivors' recovery. `alive` as for
     /// [`recover`](Self::recover), for the other participants that may share a claim with it.
     fn clear_predecessor(
         &mut self,
         alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
-    ) -> Result<usize>;
+    ) -> Result<(usize, bool)>;
     /// Marks this end closed in the ring (before its lock goes).
     fn close(&mut self);
 }

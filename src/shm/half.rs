@@ -121,18 +121,9 @@ impl<R: Flavor> Link<R> {
         }
     }
 
-    /// Whether participant `index` of `role` is alive. An index outside that role's places
-    /// (a scribbled owner mark) counts as alive: nothing is freed on its word.
+    /// Whether participant `index` of `role` is alive (see [`alive_in`]).
     fn alive(&self, role: Role, index: usize) -> Result<bool> {
-        let places = if role == self.role {
-            &self.mine
-        } else {
-            &self.peers
-        };
-        if !places.contains(&index) {
-            return Ok(true);
-        }
-        self.site.side_alive(index)
+        alive_in(&self.site, self.role, &self.mine, &self.peers, role, index)
     }
 
     /// Once per wait slice: frees what a dead participant blocking us holds, then
@@ -250,11 +241,35 @@ fn init<R: Flavor>(
 
 /// Comes to the segment (per `how`), checks that it holds an `R` ring, and takes a free place
 /// of `role` in it.
-fn attach<R: Flavor>(
+/// Whether participant `index` of `asked` is alive, for a handle of role `me` with places
+/// `mine` and peers' places `peers`. An index outside that role's places (a scribbled owner
+/// mark) counts as alive: nothing is freed on its word.
+fn alive_in(
+    site: &Site,
+    me: Role,
+    mine: &Range<usize>,
+    peers: &Range<usize>,
+    asked: Role,
+    index: usize,
+) -> Result<bool> {
+    let places = if asked == me { mine } else { peers };
+    if !places.contains(&index) {
+        return Ok(true);
+    }
+    site.side_alive(index)
+}
+
+/// Opens or creates the segment, checks its header, takes a place (a liveness lock) and makes
+/// this handle's ring end there with `make`. A place whose dead previous holder left a claim
+/// that cannot be told apart yet from a live participant's (`End::clear_predecessor`) is given
+/// back and the next one is tried. Returns the link, the end and how many slots the
+/// predecessor's leftovers freed.
+fn attach<R: Flavor, E: End>(
     how: How<'_>,
     cfg: &Config,
     role: Role,
-) -> Result<(Link<R>, Parts<R::Control>, usize)> {
+    make: impl Fn(Parts<R::Control>, usize) -> Result<E>,
+) -> Result<(Link<R>, E, usize)> {
     let (site, created): (Site, bool) = match how {
         How::Create(name) => (create::<R>(Some(name), cfg)?, true),
         How::Open(name) => (
@@ -293,14 +308,37 @@ fn attach<R: Flavor>(
         Role::Receiver => Role::Sender,
     };
     let peers = R::places(&snap, peer_role)?;
-    let mut index = None;
+    let events = site
+        .at(layout.events, std::mem::size_of::<Events>() as u64)?
+        .cast();
+    let ctrl = site
+        .at(layout.ctrl, std::mem::size_of::<R::Control>() as u64)?
+        .cast();
+    let body = site.at(layout.body, body_len)?;
+    let parts = Parts {
+        ctrl,
+        body,
+        capacity: snap.capacity,
+        slot_size: snap.slot_size,
+    };
+    let mut taken = None;
     for i in mine.clone() {
-        if site.lock_side(i)? {
-            index = Some(i);
+        if !site.lock_side(i)? {
+            continue;
+        }
+        let mut end = make(parts, i)?;
+        let (freed, settled) = end.clear_predecessor(&mut |p, j| {
+            alive_in(&site, role, &mine, &peers, Role::of_producer(p), j)
+        })?;
+        if settled {
+            taken = Some((end, freed));
             break;
         }
+        // Keep the dead holder's record for the survivors; this place is tried again later.
+        drop(end);
+        site.unlock_side(i)?;
     }
-    let Some(index) = index else {
+    let Some((end, freed)) = taken else {
         let name = site.name().to_owned();
         return Err(if R::ONE_PER_SIDE {
             Error::InUse {
@@ -316,13 +354,6 @@ fn attach<R: Flavor>(
         });
     };
     site.record_side(role.side());
-    let events = site
-        .at(layout.events, std::mem::size_of::<Events>() as u64)?
-        .cast();
-    let ctrl = site
-        .at(layout.ctrl, std::mem::size_of::<R::Control>() as u64)?
-        .cast();
-    let body = site.at(layout.body, body_len)?;
     if created {
         site.publish();
     }
@@ -361,13 +392,7 @@ fn attach<R: Flavor>(
         mine,
         peers,
     };
-    let parts = Parts {
-        ctrl,
-        body,
-        capacity: snap.capacity,
-        slot_size: snap.slot_size,
-    };
-    Ok((link, parts, index))
+    Ok((link, end, freed))
 }
 
 /// Creates `name`, or opens it if it exists (retrying a few times if its creator removes it
@@ -541,13 +566,13 @@ pub struct Sender<R: Flavor> {
 
 impl<R: Flavor> Sender<R> {
     fn attach(how: How<'_>, cfg: &Config) -> Result<Self> {
-        let (link, parts, index) = attach::<R>(how, cfg, Role::Sender)?;
         // SAFETY: the parts lie in the mapping that `link` owns and keeps alive as long as the
         // end (both move together in `Self`); `index` is the place whose lock we hold.
-        let mut end = unsafe { R::producer(parts, index)? };
+        let make = |parts, index| unsafe { R::producer(parts, index) };
+        // `attach` freed what the previous holder of our place left claimed (it is dead).
+        let (link, end, freed) = attach::<R, _>(how, cfg, Role::Sender, make)?;
         R::join(link.control(), Role::Sender);
-        // We hold this place's lock: whatever its previous holder left claimed is abandoned.
-        if end.clear_predecessor(&mut |p, i| link.alive(Role::of_producer(p), i))? > 0 {
+        if freed > 0 {
             link.notify_all(READABLE);
         }
         Ok(Sender { end, link })
@@ -840,12 +865,11 @@ pub struct Receiver<R: Flavor> {
 
 impl<R: Flavor> Receiver<R> {
     fn attach(how: How<'_>, cfg: &Config) -> Result<Self> {
-        let (link, parts, index) = attach::<R>(how, cfg, Role::Receiver)?;
         // SAFETY: as in `Sender::attach`, for the consuming end.
-        let mut end = unsafe { R::consumer(parts, index)? };
+        let make = |parts, index| unsafe { R::consumer(parts, index) };
+        let (link, end, freed) = attach::<R, _>(how, cfg, Role::Receiver, make)?;
         R::join(link.control(), Role::Receiver);
-        // As in `Sender::attach`: what the previous holder of our place left is abandoned.
-        if end.clear_predecessor(&mut |p, i| link.alive(Role::of_producer(p), i))? > 0 {
+        if freed > 0 {
             link.notify_all(WRITABLE);
         }
         Ok(Receiver { end, link })

@@ -190,26 +190,35 @@ fn recover(
 }
 
 /// How long a newcomer waits for a live participant that shares its dead predecessor's
-/// intent (a loser of the same CAS, inside its own call) to move on.
-const PREDECESSOR_WAIT: Duration = Duration::from_secs(5);
+/// intent (a loser of the same CAS, inside its own call) to move on before it gives the place
+/// back and tries the next one.
+const PREDECESSOR_WAIT: Duration = Duration::from_millis(20);
 
 /// Clears what the dead previous holder of `owner`'s place left. A claim its intent names
 /// stays ambiguous while another live participant names the same position (it lost that CAS
-/// and is still inside its call, for a few instructions): wait for it to move on, since our
-/// own first claim overwrites the intent.
+/// and is still inside its call, for a few instructions, or is stopped there): wait a little
+/// for it to move on; if it does not, the place is not settled, and the newcomer takes
+/// another, since its own first claim would overwrite the only record of the dead claim.
 fn clear_predecessor(
     w: Watcher,
     owner: u16,
     alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
-) -> Result<usize> {
+) -> Result<(usize, bool)> {
     let start = std::time::Instant::now();
-    loop {
+    let mut freed = 0;
+    for round in 0.. {
         let (cleared, pending) = w.clear_owned_by(owner, &mut |p, i| alive(p, usize::from(i)))?;
-        if !pending || start.elapsed() > PREDECESSOR_WAIT {
-            return Ok(cleared);
+        freed += cleared;
+        if !pending {
+            break;
         }
-        std::thread::yield_now();
+        // Under loom a few rounds stand for the wait (a model's clock does not advance).
+        if cfg!(shmring_loom) && round == 2 || start.elapsed() > PREDECESSOR_WAIT {
+            return Ok((freed, false));
+        }
+        crate::sync::hint::yield_now();
     }
+    Ok((freed, true))
 }
 
 impl flavor::End for Producer {
@@ -226,7 +235,7 @@ impl flavor::End for Producer {
     fn clear_predecessor(
         &mut self,
         alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
-    ) -> Result<usize> {
+    ) -> Result<(usize, bool)> {
         clear_predecessor(Producer::watcher(self), self.owner(), alive)
     }
     fn close(&mut self) {}
@@ -246,7 +255,7 @@ impl flavor::End for Consumer {
     fn clear_predecessor(
         &mut self,
         alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
-    ) -> Result<usize> {
+    ) -> Result<(usize, bool)> {
         clear_predecessor(Consumer::watcher(self), self.owner(), alive)
     }
     fn close(&mut self) {}

@@ -178,6 +178,18 @@ mod heap {
             }
         }
 
+        pub(crate) fn unlock_side(&self, i: usize) -> Result<()> {
+            match self {
+                Site::Segment(s) => s.unlock_side(i),
+                Site::Heap(h) => {
+                    if let Some(lock) = h.mem.locks.get(i) {
+                        lock.store(0, Ordering::SeqCst);
+                    }
+                    Ok(())
+                }
+            }
+        }
+
         pub(crate) fn side_alive(&self, i: usize) -> Result<bool> {
             match self {
                 Site::Segment(s) => s.side_alive(i),

@@ -138,8 +138,8 @@ macro_rules! no_recovery {
         fn clear_predecessor(
             &mut self,
             _alive: &mut dyn FnMut(bool, usize) -> Result<bool>,
-        ) -> Result<usize> {
-            Ok(0)
+        ) -> Result<(usize, bool)> {
+            Ok((0, true))
         }
         #[inline]
         fn max_message(&self) -> usize {
