@@ -91,8 +91,18 @@
 //! robbed: the slot is freed only if *every* participant whose intent names it is dead (a live
 //! one may be the winner), and a holder that finished meanwhile shows in the stamp (checked
 //! again after the intents) or makes the length word's CAS fail. One participant holds at most
-//! one claim at a time for this to hold (the channel halves guarantee it: a `SendSlot` and a
-//! `RecvGuard` borrow their half).
+//! one *unmarked* claim at a time for this to hold: the claim its intent names, between the
+//! CAS and the mark, or inside `publish`. Every other claim it holds carries its owner mark.
+//!
+//! ## Batches
+//! A producer may hold several claims at once ([`Producer::stage`]): each is marked right
+//! after its CAS, as a single claim is, and stays marked until [`Producer::flush`] publishes
+//! the batch slot by slot, storing its intent for each slot before that slot's two stores, so
+//! the one unmarked claim is always the one its intent names. A consumer may hold several
+//! ([`Consumer::take`]), each marked, and frees them together ([`Consumer::flush_taken`]). A
+//! process killed in the middle of a batch leaves marked slots (recovered by their marks) and
+//! at most one window of the table above. What a batch saves here is the wakes and the
+//! calls, not the claiming CAS: each slot is still claimed on its own.
 //!
 //! ## Delivery of the message a dead process held: at most once
 //! The message of a producer that died before its stamp store is lost (given up as a skip).
@@ -832,6 +842,9 @@ impl Frame {
 pub struct Producer {
     ring: Ring,
     owner: u16,
+    /// Claimed slots written as a batch's messages, `(position, length)`, published by
+    /// [`flush`](Self::flush); each still carries our owner mark.
+    staged: Vec<(u64, u64)>,
     #[cfg(shmring_loom)]
     halt: Option<Halt>,
     /// Set once a halt fired: the "dead" end claims nothing more (loom only).
@@ -865,6 +878,7 @@ impl Producer {
         Ok(Producer {
             ring,
             owner: 0,
+            staged: Vec::new(),
             #[cfg(shmring_loom)]
             halt: None,
             #[cfg(shmring_loom)]
@@ -1078,6 +1092,51 @@ impl Producer {
         self.publish(grant.pos, SKIP);
     }
 
+    /// Starts a batch (nothing to do here: every claim is marked and staged on its own).
+    #[inline]
+    pub fn begin_batch(&mut self) {}
+
+    /// Keeps the first `len` bytes of `grant` as a message of a batch: the slot stays claimed
+    /// (and marked as ours) until [`flush`](Self::flush) publishes it or
+    /// [`discard`](Self::discard) turns it into a skip. Consumers that reach it wait, as for a
+    /// slow producer. The claims of a batch are amortised in the wakes, not in the CAS: each
+    /// slot is claimed on its own (see the module docs, "Batches").
+    ///
+    /// # Panics
+    /// As [`commit`](Self::commit).
+    pub fn stage(&mut self, grant: Grant, len: usize) {
+        assert!(
+            len <= grant.capacity,
+            "commit of {len} bytes into a reservation of {}",
+            grant.capacity
+        );
+        self.staged.push((grant.pos, len as u64));
+    }
+
+    /// Publishes every staged slot, in claim order. True if anything was published.
+    pub fn flush(&mut self) -> bool {
+        self.end_staged(false)
+    }
+
+    /// Turns every staged slot into a skip: nothing of the batch is delivered.
+    pub fn discard(&mut self) {
+        self.end_staged(true);
+    }
+
+    fn end_staged(&mut self, skip: bool) -> bool {
+        let mut staged = std::mem::take(&mut self.staged);
+        for &(pos, len) in &staged {
+            // Our intent names the slot while its length word holds a length and no mark
+            // (between the two stores of `publish`), as for a single commit.
+            self.intend(pos);
+            self.publish(pos, if skip { SKIP } else { len });
+        }
+        let any = !staged.is_empty();
+        staged.clear();
+        self.staged = staged; // keep the allocation
+        any
+    }
+
     fn publish(&mut self, pos: u64, len: u64) {
         self.ring.touch_payload(pos, true);
         // We own the slot (stamp protocol) until the Release store below, which orders this.
@@ -1105,6 +1164,9 @@ impl Producer {
 pub struct Consumer {
     ring: Ring,
     owner: u16,
+    /// Positions of messages taken as a batch, freed by [`flush_taken`](Self::flush_taken);
+    /// each still carries our owner mark.
+    taken: Vec<u64>,
     #[cfg(shmring_loom)]
     halt: Option<Halt>,
     /// Set once a halt fired: the "dead" end claims nothing more (loom only).
@@ -1134,6 +1196,7 @@ impl Consumer {
         Ok(Consumer {
             ring,
             owner: 0,
+            taken: Vec::new(),
             #[cfg(shmring_loom)]
             halt: None,
             #[cfg(shmring_loom)]
@@ -1329,6 +1392,23 @@ impl Consumer {
     pub fn release(&mut self, frame: Frame) {
         self.ring.touch_payload(frame.pos, false);
         self.free(frame.pos);
+    }
+
+    /// Consumes `frame` as part of a batch: its slot stays ours (marked, valid to read) until
+    /// [`flush_taken`](Self::flush_taken) frees it.
+    pub fn take(&mut self, frame: Frame) {
+        self.ring.touch_payload(frame.pos, false);
+        self.taken.push(frame.pos);
+    }
+
+    /// Frees every slot taken since the last flush. True if anything was freed.
+    pub fn flush_taken(&mut self) -> bool {
+        for &pos in &self.taken {
+            self.free(pos);
+        }
+        let any = !self.taken.is_empty();
+        self.taken.clear();
+        any
     }
 
     fn free(&self, pos: u64) {

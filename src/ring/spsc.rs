@@ -35,6 +35,21 @@
 //! ring is full. The producer also stores `tail` after each frame, for observers and for a
 //! producer that takes over; the consumer never needs it.
 //!
+//! # Batches: one publication for many frames
+//! A producer may *stage* frames ([`Producer::stage`]) instead of committing them: it writes
+//! them as a commit would, except that the first staged frame's header is kept back. The
+//! consumer stops at that word (still zero), so nothing of the batch is visible. Later staged
+//! headers are stored Relaxed: the consumer reaches them only through the first header, whose
+//! Release store in [`Producer::flush`] orders them before it. A batch given up
+//! ([`Producer::discard`]) leaves its later headers in the data beyond the published tail;
+//! they are never read, because the consumer reaches a word only as the word after a frame
+//! published later, which the producer zeroes before it publishes that frame.
+//!
+//! A consumer may *take* frames ([`Consumer::take`]) instead of releasing them: it moves its
+//! own `head` past them but stores it once, in [`Consumer::flush_taken`]; until then the
+//! producer cannot reuse their bytes, so they stay valid for the caller to read. A wrap marker
+//! skipped meanwhile is published with the flush too.
+//!
 //! # Trust
 //! Every header and the peer's position are read once, into a local, and validated before use:
 //! a frame must lie inside the data, a wrap marker may not sit at offset 0, `head` may not be
@@ -293,8 +308,16 @@ impl Frame {
 #[derive(Debug)]
 pub struct Producer {
     ring: Ring,
+    /// Where the next frame goes (past the staged frames, if any).
     tail: u64,
     cached_head: u64,
+    /// Where the staged frames start: the `tail` last published.
+    published: u64,
+    /// True while frames are staged ([`stage`](Self::stage) until [`flush`](Self::flush) or
+    /// [`discard`](Self::discard)).
+    staging: bool,
+    /// The first staged frame's (or wrap marker's) offset and header, kept back until flush.
+    first: Option<(u64, u64)>,
 }
 
 // SAFETY: the producer owns its end of the ring; the pointers it holds are to memory that
@@ -316,24 +339,34 @@ impl Producer {
         let mut tail = ring.ctrl().tail.load(Ordering::Acquire);
         let head = ring.ctrl().head.load(Ordering::Acquire);
         check_positions(head, tail, cap)?;
-        // A predecessor that died between publishing a frame (its header) and storing `tail`
-        // left a non-zero word at `tail`: step over that frame rather than overwrite a message
-        // the consumer may be reading. There is at most one, since the word after it was zeroed
-        // before it was published.
-        let off = tail & (cap - 1);
-        // Acquire: pairs with the Release store of the header in `Producer::publish`.
-        let word = ring.load_header(off, Ordering::Acquire);
-        if word != 0 {
+        // A predecessor that died between publishing frames (their headers) and storing `tail`
+        // left non-zero words from `tail` on: step over those frames rather than overwrite
+        // messages the consumer may be reading. One commit publishes one frame, a batch's flush
+        // a chain of them; either ends at a zero word (zeroed before the first header was
+        // stored), and the chain cannot be longer than the ring.
+        let mut stepped = 0;
+        loop {
+            let off = tail & (cap - 1);
+            // Acquire: pairs with the Release store of the header in `Producer::publish` (and
+            // of a batch's first header in `flush`, which orders the rest of the chain).
+            let word = ring.load_header(off, Ordering::Acquire);
+            if word == 0 {
+                break;
+            }
             let (tag, len) = ((word >> 32) as u32, word & 0xFFFF_FFFF);
             let size = match tag {
                 FRAME_TAG if len <= max_message(cap) as u64 => FRAME_HEADER + align8(len),
                 WRAP_TAG if off != 0 => cap - off,
                 _ => return Err(Error::Corrupted("bad header at the producer's position")),
             };
-            if off + size > cap || tail.wrapping_add(size).wrapping_sub(head) > cap {
+            stepped += size;
+            if off + size > cap || tail.wrapping_add(size).wrapping_sub(head) > cap || stepped > cap
+            {
                 return Err(Error::Corrupted("bad header at the producer's position"));
             }
             tail = tail.wrapping_add(size);
+        }
+        if stepped > 0 {
             // Release: as in `publish`; observers see the recovered position.
             ring.ctrl().tail.store(tail, Ordering::Release);
         }
@@ -341,6 +374,9 @@ impl Producer {
             ring,
             tail,
             cached_head: head,
+            published: tail,
+            staging: false,
+            first: None,
         })
     }
 
@@ -412,13 +448,24 @@ impl Producer {
         })
     }
 
-    /// Zeroes the word after the `size`-byte frame at `off`, then publishes the frame's header.
+    /// Zeroes the word after the `size`-byte frame at `off`, then publishes the frame's header
+    /// (or, while staging, writes it as the module docs' "Batches" say).
     #[inline]
     fn publish(&mut self, off: u64, header: u64, size: u64) {
         let next = (off + size) & self.ring.mask();
         // Keeps the invariant that the word at the consumer's next `head` is zero or a header of
         // this lap. Ordered before the header by the Release below.
         self.ring.store_header(next, 0, Ordering::Relaxed);
+        if self.staging {
+            if self.first.is_none() {
+                self.first = Some((off, header));
+            } else {
+                // Relaxed: reached only through the first header, stored Release in `flush`.
+                self.ring.store_header(off, header, Ordering::Relaxed);
+            }
+            self.tail = self.tail.wrapping_add(size);
+            return;
+        }
         // Release: pairs with the Acquire load of the header in `Consumer::try_peek`: the
         // payload and the cleaned word are visible before the frame is.
         self.ring.store_header(off, header, Ordering::Release);
@@ -426,6 +473,51 @@ impl Producer {
         // Release: pairs with the Acquire load of `tail` in `Producer::attach` (a successor) and
         // `SpscControl::used` (observers). The consumer does not need it.
         self.ring.ctrl().tail.store(self.tail, Ordering::Release);
+        self.published = self.tail;
+    }
+
+    /// Writes the first `len` bytes of `grant` as a message of a batch: invisible to the
+    /// consumer until [`flush`](Self::flush), given up by [`discard`](Self::discard). Further
+    /// reservations continue after it.
+    ///
+    /// # Panics
+    /// As [`commit`](Self::commit).
+    #[inline]
+    pub fn stage(&mut self, grant: Grant, len: usize) {
+        self.staging = true;
+        self.commit(grant, len);
+    }
+
+    /// Starts a batch: from now until [`flush`](Self::flush) or [`discard`](Self::discard),
+    /// the wrap markers that reservations write are staged too.
+    #[inline]
+    pub fn begin_batch(&mut self) {
+        self.staging = true;
+    }
+
+    /// Publishes every staged frame at once: the first one's header (Release), then `tail`.
+    /// True if anything was published (the caller wakes the consumer).
+    #[inline]
+    pub fn flush(&mut self) -> bool {
+        self.staging = false;
+        let Some((off, header)) = self.first.take() else {
+            return false;
+        };
+        // Release: pairs with the Acquire load of the header in `Consumer::try_peek`: every
+        // staged payload, zeroed word and later header is visible before the first frame is.
+        self.ring.store_header(off, header, Ordering::Release);
+        // Release: as in `publish`.
+        self.ring.ctrl().tail.store(self.tail, Ordering::Release);
+        self.published = self.tail;
+        true
+    }
+
+    /// Gives the staged frames up: the next reservation starts where they started. Nothing
+    /// was visible, so nothing is undone in the ring (see the module docs).
+    pub fn discard(&mut self) {
+        self.staging = false;
+        self.first = None;
+        self.tail = self.published;
     }
 
     /// A pointer to the payload bytes of `grant`, for the caller to fill.
@@ -516,7 +608,11 @@ fn check_positions(head: u64, tail: u64, cap: u64) -> Result<()> {
 #[derive(Debug)]
 pub struct Consumer {
     ring: Ring,
+    /// Where the next frame is read (past the taken frames, if any).
     head: u64,
+    /// True while `head` has moved past taken frames that [`flush_taken`](Self::flush_taken)
+    /// has not given back yet.
+    taken: bool,
 }
 
 // SAFETY: as for `Producer`: the consumer owns its end, and all shared accesses are atomic or
@@ -535,7 +631,11 @@ impl Consumer {
         let head = ring.ctrl().head.load(Ordering::Acquire);
         let tail = ring.ctrl().tail.load(Ordering::Acquire);
         check_positions(head, tail, cap)?;
-        Ok(Consumer { ring, head })
+        Ok(Consumer {
+            ring,
+            head,
+            taken: false,
+        })
     }
 
     /// The largest message this ring can carry.
@@ -590,8 +690,11 @@ impl Consumer {
                 }
                 WRAP_TAG if off != 0 => {
                     self.head = self.head.wrapping_add(self.ring.cap - off);
-                    // Release: pairs with the Acquire load of `head` in `Producer::has_room`.
-                    self.ring.ctrl().head.store(self.head, Ordering::Release);
+                    if !self.taken {
+                        // Release: pairs with the Acquire load of `head` in
+                        // `Producer::has_room`. (With frames taken, `flush_taken` stores it.)
+                        self.ring.ctrl().head.store(self.head, Ordering::Release);
+                    }
                 }
                 WRAP_TAG => return Err(Error::Corrupted("wrap marker at the start of the ring")),
                 _ => return Err(Error::Corrupted("bad frame tag")),
@@ -620,6 +723,29 @@ impl Consumer {
         // Release: pairs with the Acquire load of `head` in `Producer::has_room`: we are done
         // reading the frame before the producer may overwrite it.
         self.ring.ctrl().head.store(self.head, Ordering::Release);
+    }
+
+    /// Consumes `frame` as part of a batch: the next [`try_peek`](Self::try_peek) reads past
+    /// it, but its bytes stay ours (valid to read) until [`flush_taken`](Self::flush_taken).
+    #[inline]
+    pub fn take(&mut self, frame: Frame) {
+        self.ring
+            .touch_payload(frame.offset, frame.len as u64, false);
+        self.head = self.head.wrapping_add(frame.size);
+        self.taken = true;
+    }
+
+    /// Gives back every frame taken since the last flush, with one store of `head`. True if
+    /// anything was given back (the caller wakes a producer waiting for room).
+    #[inline]
+    pub fn flush_taken(&mut self) -> bool {
+        if !std::mem::take(&mut self.taken) {
+            return false;
+        }
+        // Release: pairs with the Acquire load of `head` in `Producer::has_room`: we are done
+        // reading the taken frames before the producer may overwrite them.
+        self.ring.ctrl().head.store(self.head, Ordering::Release);
+        true
     }
 
     /// Always false: one consumer, so there is nobody to pass a wake on to.
@@ -687,6 +813,99 @@ mod tests {
         let v = unsafe { std::slice::from_raw_parts(c.payload(&f), f.len) }.to_vec();
         c.release(f);
         Ok(v)
+    }
+
+    fn stage(p: &mut Producer, msg: &[u8]) -> Result<()> {
+        let g = p.try_reserve(msg.len())?;
+        // SAFETY: the grant covers msg.len() bytes owned by the producer.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), p.payload(&g), msg.len()) };
+        p.stage(g, msg.len());
+        Ok(())
+    }
+
+    /// Batches of every size through a small ring, across many wraps: nothing of a batch is
+    /// visible before its flush, everything after it, in order; taken frames are given back
+    /// together, and a discarded batch leaves no trace.
+    #[test]
+    fn staged_batches_publish_at_flush_and_taken_frames_free_at_flush() {
+        let mut r = HeapRing::new(256);
+        let (mut p, mut c) = r.ends();
+        let mut next = 0u32; // next message number sent
+        let mut want = 0u32; // next message number expected
+        let rounds = if cfg!(miri) { 200 } else { 5_000u32 };
+        for round in 0..rounds {
+            p.begin_batch();
+            let n = round % 7;
+            let mut staged = 0;
+            for _ in 0..n {
+                let msg = next.to_le_bytes().repeat((next % 5) as usize + 1);
+                match stage(&mut p, &msg) {
+                    Ok(()) => {
+                        staged += 1;
+                        next += 1;
+                    }
+                    Err(Error::Full) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            // Unpublished: the consumer sees nothing of it.
+            assert!(matches!(c.try_peek(), Err(Error::Empty)), "round {round}");
+            if round % 11 == 10 {
+                p.discard();
+                next -= staged;
+                assert!(matches!(c.try_peek(), Err(Error::Empty)));
+                continue;
+            }
+            let pending = p.first.is_some(); // a frame, or a wrap marker staged by a Full
+            assert!(staged == 0 || pending);
+            assert_eq!(p.flush(), pending);
+            let mut got = 0;
+            loop {
+                match c.try_peek() {
+                    Ok(f) => {
+                        // SAFETY: the frame was validated to lie in the data area, and stays
+                        // ours until `flush_taken`.
+                        let msg = unsafe { std::slice::from_raw_parts(c.payload(&f), f.len) };
+                        let expect = want.to_le_bytes().repeat((want % 5) as usize + 1);
+                        assert_eq!(msg, &expect[..], "round {round}");
+                        want += 1;
+                        got += 1;
+                        c.take(f);
+                    }
+                    Err(Error::Empty) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(got, staged, "round {round}");
+            let had = c.taken; // frames, or a wrap marker skipped while taking
+            assert!(got == 0 || had);
+            assert_eq!(c.flush_taken(), had);
+        }
+        assert_eq!(want, next);
+        assert!(next > rounds, "batches were sent");
+    }
+
+    /// A producer that dies after a flush stored the first header but before `tail`: its
+    /// successor steps over the whole published chain instead of writing over it.
+    #[test]
+    fn a_successor_steps_over_a_flushed_chain() {
+        let mut r = HeapRing::new(256);
+        let (mut p, mut c) = r.ends();
+        p.begin_batch();
+        for i in 0..3u8 {
+            stage(&mut p, &[i; 10]).unwrap();
+        }
+        let (off, header) = p.first.take().unwrap();
+        p.ring.store_header(off, header, Ordering::Release); // "died" before the tail store
+        let ctrl = NonNull::from(&*r.ctrl);
+        let data = NonNull::new(r.data.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: the heap ring outlives the end; the old producer is gone.
+        let mut p2 = unsafe { Producer::attach(ctrl, data, 256).unwrap() };
+        send(&mut p2, &[9; 4]).unwrap();
+        for i in 0..3u8 {
+            assert_eq!(recv(&mut c).unwrap(), [i; 10]);
+        }
+        assert_eq!(recv(&mut c).unwrap(), [9; 4]);
     }
 
     #[test]

@@ -173,6 +173,15 @@ pub trait ProducerEnd: End {
     fn commit(&mut self, grant: Self::Grant, len: usize);
     /// Gives a reservation up: nothing is sent.
     fn abandon(&mut self, grant: Self::Grant);
+    /// Starts a batch: reservations and [`stage`](Self::stage)s until [`flush`](Self::flush)
+    /// or [`discard`](Self::discard) publish nothing.
+    fn begin_batch(&mut self);
+    /// Writes `len <= grant.capacity()` bytes as a message of the batch, unpublished.
+    fn stage(&mut self, grant: Self::Grant, len: usize);
+    /// Publishes the batch; true if it held anything (then wake the receivers).
+    fn flush(&mut self) -> bool;
+    /// Gives the batch up: none of its messages is delivered.
+    fn discard(&mut self);
     /// A hint: is there room for another producer now?
     fn room(&self) -> bool;
 }
@@ -192,6 +201,12 @@ pub trait ConsumerEnd: End {
     fn payload(&self, frame: &Self::Frame) -> *const u8;
     /// Gives the message's room back to the producers.
     fn release(&mut self, frame: Self::Frame);
+    /// Consumes the message as part of a batch: the next `try_peek` goes past it, but its
+    /// bytes stay valid until [`flush_taken`](Self::flush_taken).
+    fn take(&mut self, frame: Self::Frame);
+    /// Gives back every message taken since the last flush; true if any (then wake the
+    /// senders).
+    fn flush_taken(&mut self) -> bool;
     /// A hint: is another message ready now?
     fn more(&self) -> bool;
 }
@@ -234,6 +249,21 @@ macro_rules! forward_ends {
             fn abandon(&mut self, grant: $ring::Grant) {
                 $ring::Producer::abandon(self, grant)
             }
+            #[inline]
+            fn begin_batch(&mut self) {
+                $ring::Producer::begin_batch(self)
+            }
+            #[inline]
+            fn stage(&mut self, grant: $ring::Grant, len: usize) {
+                $ring::Producer::stage(self, grant, len)
+            }
+            #[inline]
+            fn flush(&mut self) -> bool {
+                $ring::Producer::flush(self)
+            }
+            fn discard(&mut self) {
+                $ring::Producer::discard(self)
+            }
             fn room(&self) -> bool {
                 $ring::Producer::room(self)
             }
@@ -254,6 +284,14 @@ macro_rules! forward_ends {
             #[inline]
             fn release(&mut self, frame: $ring::Frame) {
                 $ring::Consumer::release(self, frame)
+            }
+            #[inline]
+            fn take(&mut self, frame: $ring::Frame) {
+                $ring::Consumer::take(self, frame)
+            }
+            #[inline]
+            fn flush_taken(&mut self) -> bool {
+                $ring::Consumer::flush_taken(self)
             }
             fn more(&self) -> bool {
                 $ring::Consumer::more(self)

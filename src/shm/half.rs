@@ -67,7 +67,7 @@ enum How<'a> {
 
 /// What a half holds besides its ring end: the mapping, how to wait, and who its peers are.
 #[derive(Debug)]
-struct Link<R: Flavor> {
+pub(super) struct Link<R: Flavor> {
     site: Site,
     events: NonNull<Events>,
     ctrl: NonNull<R::Control>,
@@ -104,7 +104,7 @@ impl<R: Flavor> Link<R> {
 
     /// Wakes one sleeper of `which` (not in `Wait::Spin`: nobody sleeps).
     #[inline]
-    fn notify_one(&self, which: usize) {
+    pub(super) fn notify_one(&self, which: usize) {
         if self.wait != Wait::Spin {
             self.event(which).notify_one(self.sleep[which]);
         }
@@ -560,8 +560,8 @@ pub(crate) fn heap_site<R: Flavor>(cfg: &Config) -> Result<super::site::HeapSite
 /// then get [`Error::Disconnected`].
 #[derive(Debug)]
 pub struct Sender<R: Flavor> {
-    end: R::Producer,
-    link: Link<R>,
+    pub(super) end: R::Producer,
+    pub(super) link: Link<R>,
 }
 
 impl<R: Flavor> Sender<R> {
@@ -702,7 +702,7 @@ impl<R: Flavor> Sender<R> {
     /// large `Result`s moving through closures) would double the cost of a message. Only the
     /// grant flows out of it; any error is found again (and handled) by the slow path.
     #[inline]
-    fn reserve_until(&mut self, len: usize, until: Until) -> Result<ProducerGrant<R>> {
+    pub(super) fn reserve_until(&mut self, len: usize, until: Until) -> Result<ProducerGrant<R>> {
         if let Ok(grant) = self.end.try_reserve(len) {
             if <R::Producer as ProducerEnd>::PASS_ON && self.link.wait != Wait::Spin {
                 // Pass a wake on if more room is free too (`mpmc` docs, "Waking").
@@ -785,8 +785,8 @@ impl<R: Flavor> Drop for Sender<R> {
     }
 }
 
-type ProducerGrant<R> = <<R as Flavor>::Producer as ProducerEnd>::Grant;
-type ConsumerFrame<R> = <<R as Flavor>::Consumer as ConsumerEnd>::Frame;
+pub(super) type ProducerGrant<R> = <<R as Flavor>::Producer as ProducerEnd>::Grant;
+pub(super) type ConsumerFrame<R> = <<R as Flavor>::Consumer as ConsumerEnd>::Frame;
 
 /// Room for one message inside the segment, from [`Sender::reserve`]. Dereferences to the
 /// reserved bytes; [`commit`](Self::commit) publishes a prefix of them. Dropped without a
@@ -859,8 +859,11 @@ impl<R: Flavor> DerefMut for SendSlot<'_, R> {
 /// the senders died: what they committed, then [`Error::PeerDead`].
 #[derive(Debug)]
 pub struct Receiver<R: Flavor> {
-    end: R::Consumer,
-    link: Link<R>,
+    pub(super) end: R::Consumer,
+    pub(super) link: Link<R>,
+    /// The messages of the current [`RecvBatch`](super::batch::RecvBatch) (kept to reuse the
+    /// allocation).
+    pub(super) spans: super::batch::Spans,
 }
 
 impl<R: Flavor> Receiver<R> {
@@ -872,7 +875,11 @@ impl<R: Flavor> Receiver<R> {
         if freed > 0 {
             link.notify_all(WRITABLE);
         }
-        Ok(Receiver { end, link })
+        Ok(Receiver {
+            end,
+            link,
+            spans: Default::default(),
+        })
     }
 
     /// The next message, borrowed from the segment (zero copy), waiting while there is none.
@@ -992,7 +999,7 @@ impl<R: Flavor> Receiver<R> {
 
     /// The fast path inline, as in `Sender::reserve_until`.
     #[inline]
-    fn peek_until(&mut self, until: Until) -> Result<ConsumerFrame<R>> {
+    pub(super) fn peek_until(&mut self, until: Until) -> Result<ConsumerFrame<R>> {
         if let Ok(frame) = self.end.try_peek() {
             if <R::Consumer as ConsumerEnd>::PASS_ON && self.link.wait != Wait::Spin {
                 // Pass a wake on if the next message is ready too.
@@ -1009,7 +1016,7 @@ impl<R: Flavor> Receiver<R> {
     #[cold]
     #[inline(never)]
     fn peek_blocking(&mut self, until: Until) -> Result<ConsumerFrame<R>> {
-        let Receiver { end, link } = self;
+        let Receiver { end, link, .. } = self;
         let watcher = end.watcher();
         let wait = link.wait;
         let link = &*link;

@@ -13,6 +13,7 @@
 //! header's `data_offset` is the body; the flavor lays out the body (SPSC: the data bytes;
 //! MPMC: stamps, then slots).
 
+mod batch;
 mod flavor;
 mod half;
 pub(crate) mod site;
@@ -20,6 +21,7 @@ pub(crate) mod site;
 pub mod mpmc;
 pub mod spsc;
 
+pub use batch::{BatchSlot, RecvBatch, SendBatch};
 #[cfg(shmring_loom)]
 pub(crate) use flavor::Flavor;
 #[cfg(shmring_loom)]

@@ -73,6 +73,12 @@ pub type Receiver = super::Receiver<Mpmc>;
 pub type SendSlot<'a> = super::SendSlot<'a, Mpmc>;
 /// A received message borrowed from the segment, from [`Receiver::recv`](super::Receiver::recv).
 pub type RecvGuard<'a> = super::RecvGuard<'a, Mpmc>;
+/// A batch of messages being staged: see [`Sender::batch`](super::Sender::batch).
+pub type SendBatch<'a> = super::SendBatch<'a, Mpmc>;
+/// Room for one message of a [`SendBatch`].
+pub type BatchSlot<'b, 'a> = super::BatchSlot<'b, 'a, Mpmc>;
+/// Messages received at once: see [`Receiver::recv_batch`](super::Receiver::recv_batch).
+pub type RecvBatch<'a> = super::RecvBatch<'a, Mpmc>;
 
 /// Bytes of the stamp array before the slots, in the body.
 fn stamps_len(slots: u64) -> u64 {

@@ -67,6 +67,12 @@ pub type Receiver = super::Receiver<Spsc>;
 pub type SendSlot<'a> = super::SendSlot<'a, Spsc>;
 /// A received message borrowed from the segment, from [`Receiver::recv`](super::Receiver::recv).
 pub type RecvGuard<'a> = super::RecvGuard<'a, Spsc>;
+/// A batch of messages being staged: see [`Sender::batch`](super::Sender::batch).
+pub type SendBatch<'a> = super::SendBatch<'a, Spsc>;
+/// Room for one message of a [`SendBatch`].
+pub type BatchSlot<'b, 'a> = super::BatchSlot<'b, 'a, Spsc>;
+/// Messages received at once: see [`Receiver::recv_batch`](super::Receiver::recv_batch).
+pub type RecvBatch<'a> = super::RecvBatch<'a, Spsc>;
 
 impl flavor::Flavor for Spsc {
     const KIND: RingKind = RingKind::Spsc;
