@@ -1167,6 +1167,9 @@ pub struct Consumer {
     /// Positions of messages taken as a batch, freed by [`flush_taken`](Self::flush_taken);
     /// each still carries our owner mark.
     taken: Vec<u64>,
+    /// Set when a claim freed a skipped slot (room a sleeping producer may wait for); read
+    /// and cleared by [`freed_skips`](Self::freed_skips).
+    freed_skip: std::cell::Cell<bool>,
     #[cfg(shmring_loom)]
     halt: Option<Halt>,
     /// Set once a halt fired: the "dead" end claims nothing more (loom only).
@@ -1197,6 +1200,7 @@ impl Consumer {
             ring,
             owner: 0,
             taken: Vec::new(),
+            freed_skip: std::cell::Cell::new(false),
             #[cfg(shmring_loom)]
             halt: None,
             #[cfg(shmring_loom)]
@@ -1336,6 +1340,7 @@ impl Consumer {
                         let len = self.ring.len_word(pos).load(Ordering::Relaxed);
                         if len == SKIP {
                             self.free(pos);
+                            self.freed_skip.set(true);
                             pos = pos.wrapping_add(1);
                             continue;
                         }
@@ -1399,6 +1404,12 @@ impl Consumer {
     pub fn take(&mut self, frame: Frame) {
         self.ring.touch_payload(frame.pos, false);
         self.taken.push(frame.pos);
+    }
+
+    /// True if claims since the last call freed skipped slots (a dead producer's recovered
+    /// claims, or abandoned ones): room that a producer sleeping on a full ring waits for.
+    pub fn freed_skips(&mut self) -> bool {
+        self.freed_skip.replace(false)
     }
 
     /// Frees every slot taken since the last flush. True if anything was freed.

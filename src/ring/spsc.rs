@@ -748,6 +748,12 @@ impl Consumer {
         true
     }
 
+    /// Always false: a skipped wrap marker is reported by `Err(Empty)` itself (the channel
+    /// layer wakes the producer on every `Empty` of an SPSC ring).
+    pub fn freed_skips(&mut self) -> bool {
+        false
+    }
+
     /// Always false: one consumer, so there is nobody to pass a wake on to.
     pub fn more(&self) -> bool {
         false
@@ -895,8 +901,10 @@ mod tests {
         for i in 0..3u8 {
             stage(&mut p, &[i; 10]).unwrap();
         }
-        let (off, header) = p.first.take().unwrap();
-        p.ring.store_header(off, header, Ordering::Release); // "died" before the tail store
+        let before = p.published;
+        assert!(p.flush());
+        // "Died" between the first header's store and the tail's: the tail never moved.
+        r.ctrl.tail.store(before, Ordering::Relaxed);
         let ctrl = NonNull::from(&*r.ctrl);
         let data = NonNull::new(r.data.as_mut_ptr().cast::<u8>()).unwrap();
         // SAFETY: the heap ring outlives the end; the old producer is gone.

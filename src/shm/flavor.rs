@@ -209,6 +209,9 @@ pub trait ConsumerEnd: End {
     fn flush_taken(&mut self) -> bool;
     /// A hint: is another message ready now?
     fn more(&self) -> bool;
+    /// True if the claims since the last call freed room on the way (skipped slots) that a
+    /// producer sleeping on a full ring waits for: the caller that found nothing wakes one.
+    fn freed_skips(&mut self) -> bool;
 }
 
 /// Implements [`Grant`], [`Frame`], [`ProducerEnd`] and [`ConsumerEnd`] for a ring module's
@@ -295,6 +298,10 @@ macro_rules! forward_ends {
             }
             fn more(&self) -> bool {
                 $ring::Consumer::more(self)
+            }
+            #[inline]
+            fn freed_skips(&mut self) -> bool {
+                $ring::Consumer::freed_skips(self)
             }
         }
     };

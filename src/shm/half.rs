@@ -1029,7 +1029,9 @@ impl<R: Flavor> Receiver<R> {
                 let r = end.try_peek();
                 if wait != Wait::Spin {
                     match &r {
-                        Err(Error::Empty) if <R::Consumer as ConsumerEnd>::WAKE_ON_EMPTY => {
+                        Err(Error::Empty)
+                            if <R::Consumer as ConsumerEnd>::WAKE_ON_EMPTY || end.freed_skips() =>
+                        {
                             link.event(WRITABLE).notify_one(link.sleep[WRITABLE])
                         }
                         // Pass a wake on if the next message is ready too.
