@@ -27,6 +27,7 @@
 //! transport) turns a URL such as `shm://orders?ring=mpmc` or `unix-seqpacket://@orders` into
 //! a boxed half: see [`crate::listen`] and [`crate::connect`].
 
+use std::ops::Range;
 use std::time::Duration;
 
 use crate::error::Result;
@@ -41,6 +42,163 @@ pub trait Sender: Send {
     fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()>;
     /// The largest message this transport carries; larger ones fail with `Error::TooLarge`.
     fn max_message_size(&self) -> usize;
+
+    /// Sends `msgs` in order, with as few synchronisations as the transport allows (one
+    /// publication per batch on the shared-memory rings, one `sendmmsg` or `writev` where the
+    /// OS has it), waiting while the transport is full.
+    ///
+    /// Returns how many messages were sent, counted from the first: all of them, unless an
+    /// error stopped it after some were sent, as [`std::io::Write::write`] reports progress:
+    /// `Ok(k)` with `k < msgs.len()` means the first `k` went out and message `k` did not;
+    /// call again with `&msgs[k..]` to send the rest or to see the error. An error is returned
+    /// only when nothing was sent, so no message is lost or sent twice unnoticed.
+    ///
+    /// ```
+    /// use shmring::channel::{Batch, Receiver, Sender};
+    /// # let name = format!("doc-send-batch-{}", std::process::id());
+    /// # let mut tx = shmring::spsc::Sender::create(&name, shmring::Config::default())?;
+    /// # let mut rx = shmring::spsc::Receiver::open(&name)?;
+    /// let msgs: [&[u8]; 3] = [b"one", b"two", b"three"];
+    /// assert_eq!(Sender::send_batch(&mut tx, &msgs)?, 3);
+    /// let mut batch = Batch::new();
+    /// assert_eq!(Receiver::recv_batch(&mut rx, &mut batch, 16)?, 3);
+    /// assert_eq!(batch.iter().collect::<Vec<_>>(), msgs);
+    /// # Ok::<(), shmring::Error>(())
+    /// ```
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        send_each(msgs, |m| self.send(m))
+    }
+
+    /// Sends as many of `msgs` as fit now, in order, without waiting: `Ok(k)`, `k >= 1`, for
+    /// the first `k` sent, or the error (`Error::Full` if not even the first fits).
+    fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        send_each(msgs, |m| self.try_send(m))
+    }
+
+    /// As [`send_batch`](Self::send_batch), waiting at most `timeout` in all; what was sent
+    /// before the time ran out is reported as `Ok(k)`.
+    fn send_batch_timeout(&mut self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
+        let deadline = crate::sync::wait::Until::after(timeout);
+        send_each(msgs, |m| self.send_timeout(m, deadline.remaining()))
+    }
+}
+
+/// The default batch loop: sends one by one, reporting progress as
+/// [`Sender::send_batch`] says.
+fn send_each(msgs: &[&[u8]], mut send: impl FnMut(&[u8]) -> Result<()>) -> Result<usize> {
+    for (k, m) in msgs.iter().enumerate() {
+        if let Err(e) = send(m) {
+            return if k == 0 { Err(e) } else { Ok(k) };
+        }
+    }
+    Ok(msgs.len())
+}
+
+/// The default receive-batch loop: `recv(buf, true)` (which may wait), then
+/// `recv(buf, false)` (which must not) until `max` or until it fails (what stopped it is seen
+/// again by the next call).
+fn recv_each(
+    batch: &mut Batch,
+    max: usize,
+    mut recv: impl FnMut(&mut Vec<u8>, bool) -> Result<usize>,
+) -> Result<usize> {
+    batch.clear();
+    if max == 0 {
+        return Ok(0);
+    }
+    batch.push_received(|b| recv(b, true))?;
+    while batch.len() < max && batch.push_received(|b| recv(b, false)).is_ok() {}
+    Ok(batch.len())
+}
+
+/// Messages received together by [`Receiver::recv_batch`]: one byte buffer and the bounds of
+/// each message, reused from call to call so that a steady stream allocates nothing.
+///
+/// ```
+/// use shmring::channel::Batch;
+/// let mut batch = Batch::new();
+/// batch.push(b"ab");
+/// batch.push(b"");
+/// batch.push(b"cde");
+/// assert_eq!(batch.len(), 3);
+/// assert_eq!(&batch[2], b"cde");
+/// assert_eq!(batch.iter().map(<[u8]>::len).sum::<usize>(), 5);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    /// One message's buffer for [`push_received`](Self::push_received).
+    scratch: Vec<u8>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many messages it holds.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True if it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Forgets every message, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// Appends a copy of `msg`.
+    pub fn push(&mut self, msg: &[u8]) {
+        self.bytes.extend_from_slice(msg);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Receives one message with `recv` (a `recv_into`-like call that fills a buffer and
+    /// returns the length) and appends it; on error nothing is appended. For implementing
+    /// [`Receiver::recv_batch`] over a one-message receive.
+    pub fn push_received(
+        &mut self,
+        recv: impl FnOnce(&mut Vec<u8>) -> Result<usize>,
+    ) -> Result<usize> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = recv(&mut scratch);
+        if let Ok(n) = r {
+            self.push(&scratch[..n]);
+        }
+        self.scratch = scratch;
+        r
+    }
+
+    /// Message `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let range = self.range(i)?;
+        Some(&self.bytes[range])
+    }
+
+    fn range(&self, i: usize) -> Option<Range<usize>> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(start..end)
+    }
+
+    /// The messages, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        (0..self.len()).map(|i| self.get(i).expect("index below len"))
+    }
+}
+
+impl std::ops::Index<usize> for Batch {
+    type Output = [u8];
+    fn index(&self, i: usize) -> &[u8] {
+        self.get(i).expect("message index out of range")
+    }
 }
 
 /// The receiving half of any transport.
@@ -54,6 +212,41 @@ pub trait Receiver: Send {
     fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize>;
     /// The largest message this transport carries.
     fn max_message_size(&self) -> usize;
+    /// Receives up to `max` messages into `batch` (cleared first), waiting while there is
+    /// none, then taking, without waiting, what else is ready; returns how many. Transports
+    /// that can, take them with one call (`recvmmsg`, one read of many frames, one release of
+    /// the ring). `max == 0` returns `Ok(0)` at once.
+    fn recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        recv_each(batch, max, |b, first| {
+            if first {
+                self.recv_into(b)
+            } else {
+                self.try_recv_into(b)
+            }
+        })
+    }
+
+    /// As [`recv_batch`](Self::recv_batch), or `Error::Empty` at once if nothing is ready.
+    fn try_recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        recv_each(batch, max, |b, _| self.try_recv_into(b))
+    }
+
+    /// As [`recv_batch`](Self::recv_batch), waiting at most `timeout` for the first message.
+    fn recv_batch_timeout(
+        &mut self,
+        batch: &mut Batch,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize> {
+        recv_each(batch, max, |b, first| {
+            if first {
+                self.recv_into_timeout(b, timeout)
+            } else {
+                self.try_recv_into(b)
+            }
+        })
+    }
+
     /// The URL a sender can [`connect`](crate::connect) to, if this receiver has one (a TCP listener bound to
     /// port 0 reports the port it got). `None` for receivers without an address (pipes) or
     /// that do not say.

@@ -359,6 +359,91 @@ fn two_processes(t: T, test: &str) {
     hygiene(t, &url);
 }
 
+/// Batches both ways on a thread pair: `send_batch` of mixed sizes (empty and maximum-size
+/// messages among them), `recv_batch` of varying `max`: order kept, none lost or doubled; an
+/// over-size message stops a batch after the ones before it (`Ok(k)`), then is the error.
+fn batches(t: T) {
+    let (mut tx, mut rx, url) = pair(t, PREFIX);
+    let max = tx.max_message_size().min(64 * 1024);
+    let n: u64 = 20_000;
+    let reader = thread::spawn(move || {
+        let mut batch = shmring::channel::Batch::new();
+        let mut i = 0u64;
+        let mut round = 0usize;
+        while i < n {
+            round += 1;
+            let got = rx
+                .recv_batch_timeout(&mut batch, 1 + round % 50, Duration::from_secs(20))
+                .unwrap_or_else(|e| panic!("recv_batch at {i}: {e}"));
+            assert!(got >= 1 && got <= 1 + round % 50 && got == batch.len());
+            for m in batch.iter() {
+                if i % 1000 == 999 {
+                    assert_eq!(m.len(), max, "message {i}");
+                } else {
+                    check_message(i, m);
+                }
+                i += 1;
+            }
+        }
+        rx
+    });
+    let mut msgs: Vec<Vec<u8>> = Vec::new();
+    let mut i = 0u64;
+    while i < n {
+        msgs.clear();
+        for _ in 0..(1 + i % 37).min(n - i) {
+            let mut m = Vec::new();
+            if i % 1000 == 999 {
+                m = vec![0xA5; max];
+            } else {
+                message(i, &mut m);
+            }
+            msgs.push(m);
+            i += 1;
+        }
+        let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        let mut sent = 0;
+        while sent < refs.len() {
+            sent += tx
+                .send_batch(&refs[sent..])
+                .unwrap_or_else(|e| panic!("send_batch: {e}"));
+        }
+    }
+    let mut rx = reader.join().unwrap();
+    // An over-size message in the middle: the ones before it go, then it is the error.
+    let big = vec![0u8; tx.max_message_size() + 1];
+    let mut a = Vec::new();
+    message(7, &mut a);
+    if tx.max_message_size() < usize::MAX - 1 {
+        let refs: [&[u8]; 3] = [&a, &big, &a];
+        assert_eq!(tx.send_batch(&refs).unwrap(), 1);
+        assert!(matches!(
+            tx.send_batch(&refs[1..]),
+            Err(Error::TooLarge { .. })
+        ));
+        let mut batch = shmring::channel::Batch::new();
+        assert_eq!(
+            rx.recv_batch_timeout(&mut batch, 8, Duration::from_secs(20))
+                .unwrap(),
+            1
+        );
+        check_message(7, &batch[0]);
+    }
+    assert!(
+        rx.recv_batch(&mut shmring::channel::Batch::new(), 0)
+            .unwrap()
+            == 0
+    );
+    drop(tx);
+    let mut batch = shmring::channel::Batch::new();
+    assert!(matches!(
+        rx.recv_batch_timeout(&mut batch, 8, Duration::from_secs(10)),
+        Err(Error::Disconnected)
+    ));
+    drop(rx);
+    hygiene(t, &url);
+}
+
 macro_rules! conformance {
     ($($name:ident: $t:expr, $many:expr;)*) => {$(
         mod $name {
@@ -366,6 +451,10 @@ macro_rules! conformance {
             #[test]
             fn order_and_no_loss() {
                 super::order_and_no_loss($t, $many)
+            }
+            #[test]
+            fn batches() {
+                super::batches($t)
             }
             #[test]
             fn empty_message() {

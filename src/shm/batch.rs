@@ -49,6 +49,21 @@ impl<R: Flavor> Sender<R> {
             done: false,
         }
     }
+
+    /// `channel::Sender::send_batch` and its forms: one staged batch, published at the end
+    /// (or earlier, where the ring fills up); progress reported as the trait says.
+    pub(super) fn send_batch_until(&mut self, msgs: &[&[u8]], until: Until) -> Result<usize> {
+        let mut batch = self.batch();
+        for (k, m) in msgs.iter().enumerate() {
+            // `until` is absolute, so the whole batch shares one deadline.
+            if let Err(e) = batch.push_until(m, until) {
+                batch.finish();
+                return if k == 0 { Err(e) } else { Ok(k) };
+            }
+        }
+        batch.finish();
+        Ok(msgs.len())
+    }
 }
 
 /// Messages staged in the ring, published together by [`finish`](Self::finish); made by
@@ -275,6 +290,21 @@ impl<R: Flavor> Receiver<R> {
         timeout: Duration,
     ) -> Result<RecvBatch<'_, R>> {
         self.batch_until(max, Until::after(timeout))
+    }
+
+    /// `channel::Receiver::recv_batch`: the batch copied out of the ring, released at once.
+    pub(super) fn recv_batch_copy(
+        &mut self,
+        batch: &mut crate::channel::Batch,
+        max: usize,
+        until: Until,
+    ) -> Result<usize> {
+        batch.clear();
+        let got = self.batch_until(max, until)?;
+        for m in got.iter() {
+            batch.push(m);
+        }
+        Ok(got.len())
     }
 
     fn batch_until(&mut self, max: usize, until: Until) -> Result<RecvBatch<'_, R>> {

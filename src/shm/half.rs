@@ -1108,6 +1108,15 @@ impl<R: Flavor> crate::channel::Sender for Sender<R> {
     fn max_message_size(&self) -> usize {
         Sender::max_message_size(self)
     }
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.send_batch_until(msgs, Until::Forever)
+    }
+    fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.send_batch_until(msgs, Until::Now)
+    }
+    fn send_batch_timeout(&mut self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
+        self.send_batch_until(msgs, Until::after(timeout))
+    }
 }
 
 impl<R: Flavor> crate::channel::Receiver for Receiver<R> {
@@ -1122,5 +1131,19 @@ impl<R: Flavor> crate::channel::Receiver for Receiver<R> {
     }
     fn max_message_size(&self) -> usize {
         Receiver::max_message_size(self)
+    }
+    fn recv_batch(&mut self, batch: &mut crate::channel::Batch, max: usize) -> Result<usize> {
+        self.recv_batch_copy(batch, max, Until::Forever)
+    }
+    fn try_recv_batch(&mut self, batch: &mut crate::channel::Batch, max: usize) -> Result<usize> {
+        self.recv_batch_copy(batch, max, Until::Now)
+    }
+    fn recv_batch_timeout(
+        &mut self,
+        batch: &mut crate::channel::Batch,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.recv_batch_copy(batch, max, Until::after(timeout))
     }
 }

@@ -114,6 +114,16 @@ impl Until {
             .map_or(Until::Forever, Until::Deadline)
     }
 
+    /// The time left, as a timeout for a call that takes one (`Duration::MAX` for ever,
+    /// zero for `Now` or a deadline passed).
+    pub(crate) fn remaining(self) -> Duration {
+        match self {
+            Until::Now => Duration::ZERO,
+            Until::Deadline(d) => d.saturating_duration_since(Instant::now()),
+            Until::Forever => Duration::MAX,
+        }
+    }
+
     /// True once there is no time left to wait (at once for `Now`).
     pub(crate) fn expired(self) -> bool {
         match self {
