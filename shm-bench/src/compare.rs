@@ -389,6 +389,7 @@ fn execute(job: &Job, o: &Options) -> Result<Outcome, String> {
                 budget: budget(sweep),
                 max_msgs: u64::MAX,
                 cpus: o.cpus,
+                batch: 1,
             };
             Outcome::Rate(throughput::run(&p, &link)?)
         }

@@ -145,6 +145,10 @@ enum Cmd {
         runs: usize,
         #[arg(long, default_value = "0,1", value_delimiter = ',')]
         cpus: Vec<usize>,
+        /// Messages per batch: above 1 the sender uses `send_batch` and the receiver
+        /// `recv_batch` with this many (1: `send` / `recv_into`, one message per call).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=65536))]
+        batch: u64,
         #[arg(long)]
         json: bool,
     },
@@ -360,6 +364,7 @@ fn main() {
             ms,
             runs,
             cpus,
+            batch,
             json,
         } => {
             let p = throughput::Params {
@@ -367,6 +372,7 @@ fn main() {
                 budget: Duration::from_millis(ms),
                 max_msgs: u64::MAX,
                 cpus: cpu_pair(&cpus),
+                batch: batch as usize,
             };
             let mut per_url: Vec<Vec<throughput::Rate>> = vec![Vec::new(); url.len()];
             for _ in 0..runs.max(1) {
@@ -442,6 +448,7 @@ fn main() {
                         budget: Duration::from_millis(ms),
                         max_msgs: u64::MAX,
                         cpus,
+                        batch: 1,
                     };
                     let rtt = latency::run(&lp, &link).unwrap_or_else(|e| die(e));
                     let rate = throughput::run(&tp, &link).unwrap_or_else(|e| die(e));

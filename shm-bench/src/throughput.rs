@@ -28,6 +28,8 @@ pub struct Params {
     /// Count at most this many messages.
     pub max_msgs: u64,
     pub cpus: [Option<usize>; 2],
+    /// Messages per `send_batch` / `recv_batch` call (1: `send` / `recv_into`).
+    pub batch: usize,
 }
 
 /// The outcome of one run.
@@ -62,6 +64,7 @@ pub fn run(p: &Params, link: &Link) -> Result<Option<Rate>, String> {
     proc::pin(p.cpus[0]);
     let meet = Rendezvous::new();
     let size = p.size;
+    let batch = p.batch.max(1);
     let (rx, pid): (Box<dyn Receiver>, _) = match link {
         Link::Pipe => {
             let (tx, rx) = pipe::channel().map_err(|e| format!("pipe: {e}"))?;
@@ -73,7 +76,7 @@ pub fn run(p: &Params, link: &Link) -> Result<Option<Rate>, String> {
             let parents = Cell::new(Some(rx));
             let pid = proc::spawn(p.cpus[1], || {
                 drop(parents.take());
-                send_all(size, Box::new(tx), &meet);
+                send_all(size, batch, Box::new(tx), &meet);
             });
             (Box::new(parents.take().expect("the read end")), pid)
         }
@@ -86,7 +89,7 @@ pub fn run(p: &Params, link: &Link) -> Result<Option<Rate>, String> {
             let at = rx.local_url().unwrap_or(url);
             let pid = proc::spawn(p.cpus[1], || {
                 let tx = shmring::connect(&at).expect("child: connect");
-                send_all(size, tx, &meet);
+                send_all(size, batch, tx, &meet);
             });
             (rx, pid)
         }
@@ -95,12 +98,30 @@ pub fn run(p: &Params, link: &Link) -> Result<Option<Rate>, String> {
 }
 
 /// The child: handshake, wait for go, send stamped messages until stop, then the end.
-fn send_all(size: usize, mut tx: Box<dyn Sender>, meet: &Rendezvous) {
+fn send_all(size: usize, batch: usize, mut tx: Box<dyn Sender>, meet: &Rendezvous) {
     tx.send(&u64::MAX.to_le_bytes()).expect("send handshake");
     meet.set_ready(None);
     meet.wait_go();
     let mut msg = vec![0x3Cu8; size];
     let mut seq = 0u64;
+    if batch > 1 {
+        let mut msgs = vec![vec![0x3Cu8; size]; batch];
+        while !meet.stopped() {
+            for m in &mut msgs {
+                let stamp = seq.to_le_bytes();
+                m[..8].copy_from_slice(&stamp);
+                m[size - 8..].copy_from_slice(&stamp);
+                seq += 1;
+            }
+            let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+            let mut sent = 0;
+            while sent < refs.len() {
+                sent += tx.send_batch(&refs[sent..]).expect("send_batch");
+            }
+        }
+        tx.send(&[]).expect("send the end");
+        return;
+    }
     while !meet.stopped() {
         let stamp = seq.to_le_bytes();
         msg[..8].copy_from_slice(&stamp);
@@ -127,6 +148,14 @@ fn receive_all(
     meet.go();
     let mut count = 0u64;
     let mut sum = 0u64;
+    if p.batch > 1 {
+        let secs = receive_batches(p, &mut *rx, t0, &mut count, &mut sum);
+        meet.stop();
+        drain(&mut *rx);
+        proc::join(child);
+        std::hint::black_box(sum);
+        return Rate::new(count, p.size, secs);
+    }
     let secs = loop {
         let n = rx.recv_into(&mut buf).expect("recv");
         let first = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
@@ -145,9 +174,44 @@ fn receive_all(
         }
     };
     meet.stop();
-    // Drain what the child sent meanwhile, up to its empty end message.
-    while rx.recv_into(&mut buf).expect("drain") != 0 {}
+    drain(&mut *rx);
     proc::join(child);
     std::hint::black_box(sum);
     Rate::new(count, p.size, secs)
+}
+
+/// Drains what the child sent after "stop", up to its empty end message (uncounted).
+fn drain(rx: &mut dyn Receiver) {
+    let mut buf = Vec::new();
+    while rx.recv_into(&mut buf).expect("drain") != 0 {}
+}
+
+/// The counting loop with `recv_batch`: the same checks per message as the one-by-one loop.
+/// Returns the seconds counted; stops at a batch boundary once the budget is spent.
+fn receive_batches(
+    p: &Params,
+    rx: &mut dyn Receiver,
+    t0: Instant,
+    count: &mut u64,
+    sum: &mut u64,
+) -> f64 {
+    let mut batch = shmring::channel::Batch::new();
+    loop {
+        rx.recv_batch(&mut batch, p.batch).expect("recv_batch");
+        for m in batch.iter() {
+            let n = m.len();
+            let first = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
+            let last = u64::from_le_bytes(m[n - 8..].try_into().expect("8 bytes"));
+            assert!(
+                n == p.size && first == *count && last == *count,
+                "message {count} arrived wrong: {n} bytes, stamps {first} / {last}"
+            );
+            *sum = sum.wrapping_add(first ^ u64::from(m[n / 2]));
+            *count += 1;
+        }
+        let t = t0.elapsed();
+        if t >= p.budget || *count >= p.max_msgs {
+            return t.as_secs_f64();
+        }
+    }
 }

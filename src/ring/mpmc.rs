@@ -987,7 +987,7 @@ impl Producer {
     /// `Err(Full)`: no free slot now. `Err(TooLarge)`: larger than a slot. `Err(Disconnected)`:
     /// every consumer left. The claim must be ended by [`commit`](Self::commit) or
     /// [`abandon`](Self::abandon), or consumers stall at it.
-    #[inline]
+    #[inline(always)]
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant> {
         let max = self.max_message();
         if len > max {
@@ -1008,7 +1008,7 @@ impl Producer {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn claim(&self, len: usize) -> Result<Grant> {
         if self.stopped() {
             return Err(Error::Corrupted("stopped by a loom halt"));
@@ -1295,7 +1295,7 @@ impl Consumer {
     /// `Err(Empty)`: nothing now (or the producer of the next position has not committed yet).
     /// `Err(Disconnected)`: every producer left and the ring is drained. `Err(Corrupted)`: a
     /// stamp, position or length no honest peer writes.
-    #[inline]
+    #[inline(always)]
     pub fn try_peek(&mut self) -> Result<Frame> {
         match self.claim() {
             Ok(frame) => Ok(frame),
@@ -1307,7 +1307,7 @@ impl Consumer {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn claim(&self) -> Result<Frame> {
         if self.stopped() {
             return Err(Error::Corrupted("stopped by a loom halt"));

@@ -393,7 +393,7 @@ impl Producer {
 
     /// True if there are `need` free bytes after our tail, re-reading `head` only if the cached
     /// copy says there are not.
-    #[inline]
+    #[inline(always)]
     fn has_room(&mut self, need: u64) -> Result<bool> {
         if self.ring.cap - self.tail.wrapping_sub(self.cached_head) >= need {
             return Ok(true);
@@ -413,7 +413,7 @@ impl Producer {
     /// published and the room at the start is usable once the consumer has passed it (the
     /// caller wakes a sleeping consumer for that). `Err(TooLarge)`: no room ever.
     /// `Err(Disconnected)`: the receiver closed its end.
-    #[inline]
+    #[inline(always)]
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant> {
         let max = self.max_message();
         if len > max {
@@ -450,7 +450,7 @@ impl Producer {
 
     /// Zeroes the word after the `size`-byte frame at `off`, then publishes the frame's header
     /// (or, while staging, writes it as the module docs' "Batches" say).
-    #[inline]
+    #[inline(always)]
     fn publish(&mut self, off: u64, header: u64, size: u64) {
         let next = (off + size) & self.ring.mask();
         // Keeps the invariant that the word at the consumer's next `head` is zero or a header of
@@ -482,7 +482,7 @@ impl Producer {
     ///
     /// # Panics
     /// As [`commit`](Self::commit).
-    #[inline]
+    #[inline(always)]
     pub fn stage(&mut self, grant: Grant, len: usize) {
         self.staging = true;
         self.commit(grant, len);
@@ -650,7 +650,7 @@ impl Consumer {
     /// message is read. `Err(Corrupted)`: a header no honest producer writes.
     /// A wrap marker that is skipped is released at once (the producer may be waiting for that
     /// room); the caller wakes a sleeping producer on `Err(Empty)`.
-    #[inline]
+    #[inline(always)]
     pub fn try_peek(&mut self) -> Result<Frame> {
         // At most one wrap marker precedes a frame: a marker at offset 0 is never written.
         for _ in 0..2 {
@@ -727,7 +727,7 @@ impl Consumer {
 
     /// Consumes `frame` as part of a batch: the next [`try_peek`](Self::try_peek) reads past
     /// it, but its bytes stay ours (valid to read) until [`flush_taken`](Self::flush_taken).
-    #[inline]
+    #[inline(always)]
     pub fn take(&mut self, frame: Frame) {
         self.ring
             .touch_payload(frame.offset, frame.len as u64, false);

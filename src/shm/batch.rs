@@ -81,11 +81,13 @@ impl<'a, R: Flavor> SendBatch<'a, R> {
     /// published first (the receivers can only free room by reading published messages, so a
     /// batch larger than the free room cannot stay unpublished), then it waits for room as
     /// [`Sender::send`] does.
+    #[inline]
     pub fn push(&mut self, msg: &[u8]) -> Result<()> {
         self.push_until(msg, Until::Forever)
     }
 
     /// Stages a copy of `msg`, or fails at once with [`Error::Full`] (nothing is published).
+    #[inline]
     pub fn try_push(&mut self, msg: &[u8]) -> Result<()> {
         self.push_until(msg, Until::Now)
     }
@@ -150,6 +152,7 @@ impl<'a, R: Flavor> SendBatch<'a, R> {
         n
     }
 
+    #[inline]
     fn push_until(&mut self, msg: &[u8], until: Until) -> Result<()> {
         let grant = self.grant(msg.len(), until)?;
         let end = &mut self.tx.end;
@@ -162,7 +165,18 @@ impl<'a, R: Flavor> SendBatch<'a, R> {
         Ok(())
     }
 
+    /// The fast path inline, as in `Sender::reserve_until`: only the grant flows out of it.
+    #[inline]
     fn grant(&mut self, len: usize, until: Until) -> Result<ProducerGrant<R>> {
+        if let Ok(grant) = self.tx.end.try_reserve(len) {
+            return Ok(grant);
+        }
+        self.grant_slow(len, until)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grant_slow(&mut self, len: usize, until: Until) -> Result<ProducerGrant<R>> {
         match self.tx.end.try_reserve(len) {
             Err(Error::Full) if until != Until::Now => {
                 // Only published messages can be read to make room: publish, then wait.
@@ -307,6 +321,7 @@ impl<R: Flavor> Receiver<R> {
         Ok(got.len())
     }
 
+    #[inline]
     fn batch_until(&mut self, max: usize, until: Until) -> Result<RecvBatch<'_, R>> {
         self.spans.0.clear();
         if max > 0 {
@@ -324,6 +339,7 @@ impl<R: Flavor> Receiver<R> {
         Ok(RecvBatch { rx: self })
     }
 
+    #[inline]
     fn take(&mut self, frame: ConsumerFrame<R>) {
         let len = super::flavor::Frame::len(&frame);
         let ptr =

@@ -237,7 +237,7 @@ macro_rules! forward_ends {
             type Grant = $ring::Grant;
             const WAKE_ON_FULL: bool = $wake;
             const PASS_ON: bool = $pass;
-            #[inline]
+            #[inline(always)]
             fn try_reserve(&mut self, len: usize) -> Result<$ring::Grant> {
                 $ring::Producer::try_reserve(self, len)
             }
@@ -245,7 +245,7 @@ macro_rules! forward_ends {
             fn payload(&self, grant: &$ring::Grant) -> *mut u8 {
                 $ring::Producer::payload(self, grant)
             }
-            #[inline]
+            #[inline(always)]
             fn commit(&mut self, grant: $ring::Grant, len: usize) {
                 $ring::Producer::commit(self, grant, len)
             }
@@ -276,7 +276,7 @@ macro_rules! forward_ends {
             type Frame = $ring::Frame;
             const WAKE_ON_EMPTY: bool = $wake;
             const PASS_ON: bool = $pass;
-            #[inline]
+            #[inline(always)]
             fn try_peek(&mut self) -> Result<$ring::Frame> {
                 $ring::Consumer::try_peek(self)
             }
@@ -284,7 +284,7 @@ macro_rules! forward_ends {
             fn payload(&self, frame: &$ring::Frame) -> *const u8 {
                 $ring::Consumer::payload(self, frame)
             }
-            #[inline]
+            #[inline(always)]
             fn release(&mut self, frame: $ring::Frame) {
                 $ring::Consumer::release(self, frame)
             }

@@ -701,7 +701,7 @@ impl<R: Flavor> Sender<R> {
     /// The fast path inline: most reservations succeed at once, and the wait loop (with its
     /// large `Result`s moving through closures) would double the cost of a message. Only the
     /// grant flows out of it; any error is found again (and handled) by the slow path.
-    #[inline]
+    #[inline(always)]
     pub(super) fn reserve_until(&mut self, len: usize, until: Until) -> Result<ProducerGrant<R>> {
         if let Ok(grant) = self.end.try_reserve(len) {
             if <R::Producer as ProducerEnd>::PASS_ON && self.link.wait != Wait::Spin {
@@ -998,7 +998,7 @@ impl<R: Flavor> Receiver<R> {
     }
 
     /// The fast path inline, as in `Sender::reserve_until`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn peek_until(&mut self, until: Until) -> Result<ConsumerFrame<R>> {
         if let Ok(frame) = self.end.try_peek() {
             if <R::Consumer as ConsumerEnd>::PASS_ON && self.link.wait != Wait::Spin {
