@@ -114,6 +114,15 @@ impl FifoSender {
 }
 
 impl crate::channel::Sender for FifoSender {
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.inner.send_batch(msgs)
+    }
+    fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.inner.try_send_batch(msgs)
+    }
+    fn send_batch_timeout(&mut self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
+        self.inner.send_batch_timeout(msgs, timeout)
+    }
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.inner.send(msg)
     }

@@ -192,6 +192,110 @@ impl FramedSender {
     }
 }
 
+impl FramedSender {
+    /// `send_batch`: the frames of many messages written with one `writev` / `sendmsg` per
+    /// [`IOV_BATCH`] messages (headers and payloads as separate iovecs, no copy). Progress as
+    /// `channel::Sender::send_batch` says; a message the stream took in part counts as sent
+    /// and its rest is finished by the next call, as for `send`.
+    fn send_batch_until(&mut self, msgs: &[&[u8]], until: Until) -> Result<usize> {
+        let fits = msgs
+            .iter()
+            .position(|m| m.len() > self.max)
+            .unwrap_or(msgs.len());
+        if fits == 0 {
+            return match msgs.first() {
+                Some(m) => Err(Error::TooLarge {
+                    size: m.len(),
+                    max: self.max,
+                }),
+                None => Ok(0),
+            };
+        }
+        self.flush_pending(until)?;
+        let mut sent = 0; // messages wholly written
+        while sent < fits {
+            let chunk = &msgs[sent..fits.min(sent + IOV_BATCH)];
+            let headers: Vec<[u8; HEADER_LEN]> = chunk
+                .iter()
+                .map(|m| (m.len() as u32).to_le_bytes())
+                .collect();
+            let frame = |i: usize| HEADER_LEN + chunk[i].len();
+            // `first` is the first message not wholly written, `skip` its bytes already written.
+            let (mut first, mut skip) = (0, 0);
+            while first < chunk.len() {
+                let mut bufs = Vec::with_capacity(2 * (chunk.len() - first));
+                for (i, m) in chunk.iter().enumerate().skip(first) {
+                    let s = if i == first { skip } else { 0 };
+                    if s < HEADER_LEN {
+                        bufs.push(IoSlice::new(&headers[i][s..]));
+                        bufs.push(IoSlice::new(m));
+                    } else {
+                        bufs.push(IoSlice::new(&m[s - HEADER_LEN..]));
+                    }
+                }
+                match self.write_some(&bufs) {
+                    Ok(Some(mut n)) => {
+                        while n > 0 && first < chunk.len() {
+                            let left = frame(first) - skip;
+                            if n >= left {
+                                n -= left;
+                                first += 1;
+                                skip = 0;
+                            } else {
+                                skip += n;
+                                n = 0;
+                            }
+                        }
+                    }
+                    Ok(None) if until == Until::Forever => {
+                        if let Err(e) = self.wait_writable(until) {
+                            return partial(sent + first, e);
+                        }
+                    }
+                    Ok(None) if skip > 0 => {
+                        // Taken in part: it counts as sent; its rest goes out first next time.
+                        let m = chunk[first];
+                        let mut rest = Vec::with_capacity(frame(first) - skip);
+                        if skip < HEADER_LEN {
+                            rest.extend_from_slice(&headers[first][skip..]);
+                            rest.extend_from_slice(m);
+                        } else {
+                            rest.extend_from_slice(&m[skip - HEADER_LEN..]);
+                        }
+                        self.pending = rest;
+                        self.pending_off = 0;
+                        return Ok(sent + first + 1);
+                    }
+                    Ok(None) if sent + first > 0 && until == Until::Now => return Ok(sent + first),
+                    Ok(None) => {
+                        if until.expired() {
+                            return partial(sent + first, out_of_time(until, Error::Full));
+                        }
+                        if let Err(e) = self.wait_writable(until) {
+                            return partial(sent + first, e);
+                        }
+                    }
+                    Err(e) => return partial(sent + first, e),
+                }
+            }
+            sent += chunk.len();
+        }
+        Ok(sent)
+    }
+}
+
+/// Messages per `writev` of a batch (two iovecs each; the kernel takes up to 1024).
+const IOV_BATCH: usize = 256;
+
+/// `Ok(sent)` if any message went, else the error (the batch methods' progress rule).
+fn partial(sent: usize, e: Error) -> Result<usize> {
+    if sent > 0 {
+        Ok(sent)
+    } else {
+        Err(e)
+    }
+}
+
 impl crate::channel::Sender for FramedSender {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.send_until(msg, Until::Forever)
@@ -204,6 +308,15 @@ impl crate::channel::Sender for FramedSender {
     }
     fn max_message_size(&self) -> usize {
         self.max
+    }
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.send_batch_until(msgs, Until::Forever)
+    }
+    fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.send_batch_until(msgs, Until::Now)
+    }
+    fn send_batch_timeout(&mut self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
+        self.send_batch_until(msgs, Until::after(timeout))
     }
 }
 

@@ -281,7 +281,99 @@ impl PacketSender {
         }
         self.send_tagged(TAG_DATA, msg, until)
     }
+
+    /// `send_batch` with `sendmmsg(2)`: up to [`MMSG_MAX`] packets per system call. Progress is
+    /// reported as `channel::Sender::send_batch` says: `Ok(k)` once any went.
+    fn send_batch_until(&mut self, msgs: &[&[u8]], until: Until) -> Result<usize> {
+        let fits = msgs
+            .iter()
+            .position(|m| m.len() > self.max)
+            .unwrap_or(msgs.len());
+        if fits == 0 {
+            return match msgs.first() {
+                Some(m) => Err(Error::TooLarge {
+                    size: m.len(),
+                    max: self.max,
+                }),
+                None => Ok(0),
+            };
+        }
+        let tag = TAG_DATA;
+        let mut sent = 0;
+        // What stops a batch after some packets went is reported as progress; the next call
+        // sees it again.
+        let partial = |sent: usize, e: Error| if sent > 0 { Ok(sent) } else { Err(e) };
+        while sent < fits {
+            let chunk = &msgs[sent..fits.min(sent + MMSG_MAX)];
+            let mut iovs: Vec<[libc::iovec; 2]> = chunk
+                .iter()
+                .map(|m| {
+                    [
+                        libc::iovec {
+                            iov_base: std::ptr::from_ref(&tag).cast_mut().cast(),
+                            iov_len: 1,
+                        },
+                        libc::iovec {
+                            iov_base: m.as_ptr().cast_mut().cast(),
+                            iov_len: m.len(),
+                        },
+                    ]
+                })
+                .collect();
+            let mut hdrs: Vec<libc::mmsghdr> = iovs
+                .iter_mut()
+                .map(|iov| {
+                    // SAFETY: an all-zero `mmsghdr` is a valid value (null pointers, zero
+                    // lengths); the fields that matter are set below.
+                    let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    h.msg_hdr.msg_iov = iov.as_mut_ptr();
+                    h.msg_hdr.msg_iovlen = 2;
+                    h
+                })
+                .collect();
+            // SAFETY: `hdrs` holds `hdrs.len()` initialised headers whose iovecs point into
+            // `iovs`, `tag` and the caller's messages, all alive and unmoved for the call; the
+            // kernel only reads the buffers and writes each header's `msg_len`.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    hdrs.as_mut_ptr(),
+                    hdrs.len() as libc::c_uint,
+                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                )
+            };
+            if rc > 0 {
+                sent += rc as usize;
+                continue;
+            }
+            match Errno::last() {
+                Errno::EINTR => {}
+                Errno::EAGAIN | Errno::ENOBUFS => {
+                    if sent > 0 && until == Until::Now {
+                        return Ok(sent);
+                    }
+                    if until.expired() {
+                        return partial(sent, out_of_time(until, Error::Full));
+                    }
+                    let cap = self.dgram.then_some(Duration::from_millis(10));
+                    if let Err(e) =
+                        wait_fd(self.fd.as_fd(), PollFlags::POLLOUT, until, cap, &self.what)
+                    {
+                        return partial(sent, e);
+                    }
+                }
+                Errno::ECONNREFUSED | Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN => {
+                    return partial(sent, Error::Disconnected)
+                }
+                e => return partial(sent, Error::io(format!("sendmmsg to {}", self.what), e)),
+            }
+        }
+        Ok(sent)
+    }
 }
+
+/// Packets per `sendmmsg` call (the kernel caps a call at `UIO_MAXIOV`, 1024).
+const MMSG_MAX: usize = 256;
 
 impl Drop for PacketSender {
     fn drop(&mut self) {
@@ -317,6 +409,15 @@ impl Sender for PacketSender {
     }
     fn max_message_size(&self) -> usize {
         self.max
+    }
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.send_batch_until(msgs, Until::Forever)
+    }
+    fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.send_batch_until(msgs, Until::Now)
+    }
+    fn send_batch_timeout(&mut self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
+        self.send_batch_until(msgs, Until::after(timeout))
     }
 }
 
@@ -680,6 +781,15 @@ impl UnixSender {
 }
 
 impl Sender for UnixSender {
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.inner().send_batch(msgs)
+    }
+    fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.inner().try_send_batch(msgs)
+    }
+    fn send_batch_timeout(&mut self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
+        self.inner().send_batch_timeout(msgs, timeout)
+    }
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.inner().send(msg)
     }
