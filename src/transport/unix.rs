@@ -51,7 +51,7 @@ use nix::sys::socket::{self, AddressFamily, Backlog, MsgFlags, SockFlag, SockTyp
 
 use super::framing::{FramedReceiver, FramedSender, StreamKind};
 use super::{in_background, out_of_time, wait_fd, Until, DROP_WAIT};
-use crate::channel::{Receiver, Sender};
+use crate::channel::{Batch, Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::trust::{peer_credentials, FileKind, PeerCredentials, Trust};
 
@@ -230,6 +230,21 @@ impl<C: Receiver> Accepting<C> {
             }
         }
     }
+
+    /// As [`recv_until`](Self::recv_until), for a batch (the connection's own batching).
+    pub(crate) fn recv_batch_until(
+        &mut self,
+        batch: &mut Batch,
+        max: usize,
+        until: Until,
+    ) -> Result<usize> {
+        let conn = self.conn(until)?;
+        match until {
+            Until::Now => conn.try_recv_batch(batch, max),
+            Until::Forever => conn.recv_batch(batch, max),
+            Until::Deadline(_) => conn.recv_batch_timeout(batch, max, until.remaining()),
+        }
+    }
 }
 
 /// Sends packets (seqpacket or datagram), one per message, after a tag byte.
@@ -372,8 +387,10 @@ impl PacketSender {
     }
 }
 
-/// Packets per `sendmmsg` call (the kernel caps a call at `UIO_MAXIOV`, 1024).
+/// Packets per `sendmmsg` / `recvmmsg` call (the kernel caps a call at `UIO_MAXIOV`, 1024).
 const MMSG_MAX: usize = 256;
+/// Bytes of receive buffers one `recvmmsg` may fill (fewer packets when they are large).
+const MMSG_BYTES: usize = 1 << 20;
 
 impl Drop for PacketSender {
     fn drop(&mut self) {
@@ -437,6 +454,10 @@ pub struct PacketReceiver {
     peer: Option<PeerCredentials>,
     /// The refusal of the last datagram, handed to the caller.
     refused: Option<Error>,
+    /// Room for the packets of one `recvmmsg` (reused).
+    mbuf: Vec<u8>,
+    /// What stopped a batch after it had messages, reported by the next call.
+    deferred: Option<Error>,
 }
 
 impl PacketReceiver {
@@ -451,6 +472,8 @@ impl PacketReceiver {
             trust: None,
             peer: None,
             refused: None,
+            mbuf: Vec::new(),
+            deferred: None,
         }
     }
 
@@ -493,7 +516,112 @@ impl PacketReceiver {
         Ok(n)
     }
 
+    /// `recv_batch`: the first packet as `recv` takes it (waiting), then what else is queued
+    /// with one `recvmmsg(2)` (without waiting). Datagrams checked against a trust set take
+    /// the one-by-one path, which reads each one's credentials.
+    fn recv_batch_until(&mut self, batch: &mut Batch, max: usize, until: Until) -> Result<usize> {
+        batch.clear();
+        if max == 0 {
+            return Ok(0);
+        }
+        batch.push_received(|b| self.recv_until(b, until))?;
+        if self.trust.is_some() {
+            while batch.len() < max
+                && batch
+                    .push_received(|b| self.recv_until(b, Until::Now))
+                    .is_ok()
+            {}
+            return Ok(batch.len());
+        }
+        let room = self.max + 2; // tag, payload, one byte to see an over-long packet
+        let want = (max - 1).min(MMSG_MAX).min((MMSG_BYTES / room).max(1));
+        if want == 0 || self.closed {
+            return Ok(batch.len());
+        }
+        self.mbuf.resize(want * room, 0);
+        let base = self.mbuf.as_mut_ptr();
+        let mut iovs: Vec<libc::iovec> = (0..want)
+            .map(|i| libc::iovec {
+                // SAFETY: `i * room` is inside `mbuf`, which holds
+                // `want * room` bytes.
+                iov_base: unsafe { base.add(i * room) }.cast(),
+                iov_len: room,
+            })
+            .collect();
+        let mut hdrs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .map(|iov| {
+                // SAFETY: an all-zero `mmsghdr` is a valid value; the iovec is set below.
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                h.msg_hdr.msg_iov = std::ptr::from_mut(iov);
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        let got = loop {
+            // SAFETY: `hdrs` holds `want` headers, each with one iovec of `room` writable bytes
+            // inside `mbuf`, alive and unmoved for the call; a null timeout means none.
+            let rc = unsafe {
+                libc::recvmmsg(
+                    self.fd.as_raw_fd(),
+                    hdrs.as_mut_ptr(),
+                    want as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc >= 0 {
+                break rc as usize;
+            }
+            match Errno::last() {
+                Errno::EINTR => continue,
+                Errno::EAGAIN => return Ok(batch.len()),
+                Errno::ECONNRESET => {
+                    self.closed = true;
+                    return Ok(batch.len());
+                }
+                e => {
+                    self.deferred = Some(Error::io(format!("recvmmsg from {}", self.what), e));
+                    return Ok(batch.len());
+                }
+            }
+        };
+        for (i, h) in hdrs.iter().take(got).enumerate() {
+            let n = h.msg_len as usize;
+            let packet = &self.mbuf[i * room..i * room + n.min(room)];
+            if n == 0 {
+                if self.dgram {
+                    self.deferred = Some(Error::Corrupted("a datagram without its tag byte"));
+                } else {
+                    self.closed = true;
+                }
+                break;
+            }
+            if n > self.max + 1 {
+                self.deferred = Some(Error::Corrupted(
+                    "a packet longer than the transport's maximum message size",
+                ));
+                break;
+            }
+            match packet[0] {
+                TAG_DATA => batch.push(&packet[1..]),
+                TAG_CLOSE if self.dgram => {
+                    self.closed = true;
+                    break;
+                }
+                _ => {
+                    self.deferred = Some(Error::Corrupted("a packet with an unknown tag byte"));
+                    break;
+                }
+            }
+        }
+        Ok(batch.len())
+    }
+
     fn recv_until(&mut self, out: &mut Vec<u8>, until: Until) -> Result<usize> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         loop {
             if self.closed {
                 return Err(Error::Disconnected);
@@ -537,6 +665,20 @@ impl PacketReceiver {
 impl Receiver for PacketReceiver {
     fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_until(buf, Until::Forever)
+    }
+    fn recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        self.recv_batch_until(batch, max, Until::Forever)
+    }
+    fn try_recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        self.recv_batch_until(batch, max, Until::Now)
+    }
+    fn recv_batch_timeout(
+        &mut self,
+        batch: &mut Batch,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.recv_batch_until(batch, max, Until::after(timeout))
     }
     fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_until(buf, Until::Now)
@@ -681,6 +823,14 @@ impl UnixReceiver {
             Inner::Datagram(p) => p.recv_until(buf, until),
         }
     }
+
+    fn recv_batch_until(&mut self, batch: &mut Batch, max: usize, until: Until) -> Result<usize> {
+        match &mut self.inner {
+            Inner::Stream(a) => a.recv_batch_until(batch, max, until),
+            Inner::Seqpacket(a) => a.recv_batch_until(batch, max, until),
+            Inner::Datagram(p) => p.recv_batch_until(batch, max, until),
+        }
+    }
 }
 
 /// Removes a socket file when dropped.
@@ -810,6 +960,20 @@ impl Sender for UnixSender {
 impl Receiver for UnixReceiver {
     fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_until(buf, Until::Forever)
+    }
+    fn recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        self.recv_batch_until(batch, max, Until::Forever)
+    }
+    fn try_recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        self.recv_batch_until(batch, max, Until::Now)
+    }
+    fn recv_batch_timeout(
+        &mut self,
+        batch: &mut Batch,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.recv_batch_until(batch, max, Until::after(timeout))
     }
     fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_until(buf, Until::Now)
