@@ -98,8 +98,8 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         runs: usize,
         /// CPUs for the two processes, e.g. `0,1`. Empty: no pinning.
-        #[arg(long, default_value = "0,1", value_delimiter = ',')]
-        cpus: Vec<usize>,
+        #[arg(long, default_value = "0,1", value_parser = parse_cpus)]
+        cpus: Cpus,
         /// Print the results as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -125,8 +125,8 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         runs: usize,
         /// CPUs to pin the processes to, round robin. Empty: no pinning.
-        #[arg(long, value_delimiter = ',')]
-        cpus: Vec<usize>,
+        #[arg(long, default_value = "", value_parser = parse_cpus)]
+        cpus: Cpus,
     },
     /// One-way throughput between two processes (messages/s, bytes/s).
     Throughput {
@@ -143,8 +143,8 @@ enum Cmd {
         ms: u64,
         #[arg(long, default_value_t = 3)]
         runs: usize,
-        #[arg(long, default_value = "0,1", value_delimiter = ',')]
-        cpus: Vec<usize>,
+        #[arg(long, default_value = "0,1", value_parser = parse_cpus)]
+        cpus: Cpus,
         /// Messages per batch: above 1 the sender uses `send_batch` and the receiver
         /// `recv_batch` with this many (1: `send` / `recv_into`, one message per call).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=65536))]
@@ -165,8 +165,8 @@ enum Cmd {
         /// Milliseconds per point and mode.
         #[arg(long, default_value_t = 100)]
         ms: u64,
-        #[arg(long, default_value = "0,1", value_delimiter = ',')]
-        cpus: Vec<usize>,
+        #[arg(long, default_value = "0,1", value_parser = parse_cpus)]
+        cpus: Cpus,
         #[arg(long)]
         json: bool,
     },
@@ -188,8 +188,8 @@ enum Cmd {
         /// Sweep sizes (default: 8 B … 1 MiB, powers of 4).
         #[arg(long, value_delimiter = ',', value_parser = parse_size)]
         sizes: Vec<usize>,
-        #[arg(long, default_value = "0,1", value_delimiter = ',')]
-        cpus: Vec<usize>,
+        #[arg(long, default_value = "0,1", value_parser = parse_cpus)]
+        cpus: Cpus,
         /// Where compare.json and the charts go.
         #[arg(long, default_value = "target/shm-bench")]
         out: PathBuf,
@@ -200,6 +200,32 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A `--cpus` list: `0,1`, or empty for "not pinned".
+#[derive(Debug, Clone)]
+struct Cpus(Vec<usize>);
+
+impl std::ops::Deref for Cpus {
+    type Target = [usize];
+    fn deref(&self) -> &[usize] {
+        &self.0
+    }
+}
+
+/// Parses `--cpus`: comma-separated CPU numbers; the empty string means no pinning.
+fn parse_cpus(s: &str) -> Result<Cpus, String> {
+    if s.trim().is_empty() {
+        return Ok(Cpus(Vec::new()));
+    }
+    s.split(',')
+        .map(|c| {
+            c.trim()
+                .parse::<usize>()
+                .map_err(|e| format!("{c:?} is not a CPU number ({e}); use e.g. 0,1, or '' for no pinning"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Cpus)
 }
 
 fn cpu_pair(cpus: &[usize]) -> [Option<usize>; 2] {
@@ -571,5 +597,18 @@ mod tests {
     fn cli_parses() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+}
+
+#[cfg(test)]
+mod cpus_tests {
+    use super::parse_cpus;
+
+    #[test]
+    fn empty_means_unpinned_and_lists_parse() {
+        assert!(parse_cpus("").unwrap().is_empty());
+        assert_eq!(&*parse_cpus("0,1").unwrap(), &[0, 1]);
+        assert_eq!(&*parse_cpus(" 3 ").unwrap(), &[3]);
+        assert!(parse_cpus("0,x").unwrap_err().contains("not a CPU number"));
     }
 }
