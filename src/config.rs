@@ -69,6 +69,8 @@ pub struct Config {
     pub(crate) persist: bool,
     pub(crate) open_timeout: Duration,
     pub(crate) liveness_interval: Duration,
+    /// `None`: adaptive.
+    pub(crate) spin_budget: Option<Duration>,
     /// Uids and groups trusted besides this process's effective uid.
     pub(crate) trust: Trust,
 }
@@ -85,6 +87,7 @@ impl Default for Config {
             persist: false,
             open_timeout: Duration::from_secs(1),
             liveness_interval: Duration::from_millis(10),
+            spin_budget: None,
             trust: Trust::default(),
         }
     }
@@ -160,6 +163,25 @@ impl Config {
     /// without a timeout).
     pub fn liveness_interval(mut self, interval: Duration) -> Self {
         self.liveness_interval = interval.max(Duration::from_micros(100));
+        self
+    }
+
+    /// How long a blocked call of this handle spins before it sleeps, with [`Wait::Futex`] and
+    /// [`Wait::Semaphore`] ([`Wait::Spin`] always spins). `Duration::ZERO` sleeps at once: the
+    /// least CPU, and the latency of a kernel wake-up (a few microseconds) on every wait. By
+    /// default the budget is adaptive: about twice the waits that recently ended while
+    /// spinning, between 2 µs and 100 µs, so that a peer answering within that range is met
+    /// spinning whatever the message size, and an idle peer soon costs no CPU. This is a
+    /// setting of this handle, not of the segment.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmring::{Config, Wait};
+    /// let cfg = Config::default().wait(Wait::Futex).spin_budget(Duration::ZERO);
+    /// # let _ = cfg;
+    /// ```
+    pub fn spin_budget(mut self, budget: Duration) -> Self {
+        self.spin_budget = Some(budget);
         self
     }
 

@@ -10,7 +10,7 @@
 //!
 //! | URL | transport | options |
 //! |-----|-----------|---------|
-//! | `shm://name?ring=spsc&capacity=1MiB&wait=futex` | [`crate::spsc`] or [`crate::mpmc`] ring | `ring` (`spsc`, `mpmc`), `capacity`, `slot`, `wait` (`spin`, `futex`, `semaphore`); `allow_uid`, `allow_gid` |
+//! | `shm://name?ring=spsc&capacity=1MiB&wait=futex` | [`crate::spsc`] or [`crate::mpmc`] ring | `ring` (`spsc`, `mpmc`), `capacity`, `slot`, `wait` (`spin`, `futex`, `semaphore`), `spin` (spin budget: `auto`, or `0`, `500ns`, `20us`, `1ms`); `allow_uid`, `allow_gid` |
 //! | `pipe:` or `pipe:FD` | [`crate::transport::pipe`] (inherited descriptor; `pipe:` = stdin / stdout) | `max` |
 //! | `fifo:///path` | [`crate::transport::fifo`] | `max`; `allow_uid`, `allow_gid` |
 //! | `unix:///path`, `unix://@abstract` | [`crate::transport::unix`] stream | `max`; `allow_uid`, `allow_gid` |
@@ -68,6 +68,7 @@ use std::net::Ipv6Addr;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::channel::{Receiver, Sender};
 use crate::config::Config;
@@ -363,7 +364,7 @@ impl Endpoint {
                 let q = Query::parse(
                     url,
                     query,
-                    &with_trust_keys(&["ring", "capacity", "slot", "wait"]),
+                    &with_trust_keys(&["ring", "capacity", "slot", "wait", "spin"]),
                     scheme,
                 )?;
                 let ring = match q.get("ring") {
@@ -388,6 +389,18 @@ impl Endpoint {
                             url,
                             format!("wait={w}: expected spin, futex or semaphore"),
                         ))
+                    }
+                }
+                match q.get("spin") {
+                    None | Some("auto") => {}
+                    Some(s) => {
+                        let d = parse_duration(s).ok_or_else(|| {
+                            bad(
+                                url,
+                                format!("spin={s}: expected auto or a duration such as 0, 500ns, 20us, 1ms"),
+                            )
+                        })?;
+                        config = config.spin_budget(d);
                     }
                 }
                 Endpoint::Shm {
@@ -662,6 +675,48 @@ pub fn listen(url: &str) -> Result<Box<dyn Receiver>> {
 /// ```
 pub fn connect(url: &str) -> Result<Box<dyn Sender>> {
     Endpoint::parse(url)?.connect()
+}
+
+/// A duration written `0`, `750ns`, `20us`, `5ms` or `1s` (whole numbers).
+fn parse_duration(s: &str) -> Option<Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "" if n == 0 => Duration::ZERO,
+        "ns" => Duration::from_nanos(n),
+        "us" => Duration::from_micros(n),
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod spin_tests {
+    use super::*;
+
+    #[test]
+    fn spin_budget_in_urls() {
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("750ns"), Some(Duration::from_nanos(750)));
+        assert_eq!(parse_duration("20us"), Some(Duration::from_micros(20)));
+        assert_eq!(parse_duration("5ms"), Some(Duration::from_millis(5)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("us"), None);
+        let Endpoint::Shm { config, .. } = Endpoint::parse("shm://x?spin=0").unwrap() else {
+            panic!("not shm")
+        };
+        assert_eq!(config.spin_budget, Some(Duration::ZERO));
+        let Endpoint::Shm { config, .. } = Endpoint::parse("shm://x?spin=auto").unwrap() else {
+            panic!("not shm")
+        };
+        assert_eq!(config.spin_budget, None);
+        let e = Endpoint::parse("shm://x?spin=fast")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spin=fast"), "{e}");
+    }
 }
 
 #[cfg(test)]

@@ -220,9 +220,9 @@ fn parse_cpus(s: &str) -> Result<Cpus, String> {
     }
     s.split(',')
         .map(|c| {
-            c.trim()
-                .parse::<usize>()
-                .map_err(|e| format!("{c:?} is not a CPU number ({e}); use e.g. 0,1, or '' for no pinning"))
+            c.trim().parse::<usize>().map_err(|e| {
+                format!("{c:?} is not a CPU number ({e}); use e.g. 0,1, or '' for no pinning")
+            })
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Cpus)

@@ -385,9 +385,7 @@ fn attach<R: Flavor, E: End>(
         sleep,
         #[cfg(not(shmring_loom))]
         sem,
-        policy: WaitPolicy {
-            slice: cfg.liveness_interval,
-        },
+        policy: WaitPolicy::new(cfg.liveness_interval, cfg.spin_budget),
         role,
         mine,
         peers,

@@ -4,7 +4,9 @@
 //! Each direction has an [`Event`] in shared memory: a futex word that counts notifications and
 //! a count of sleepers. A side that finds the ring empty (or full):
 //!
-//! 1. spins a little ([`Backoff`]): most waits end here, without a system call;
+//! 1. spins for its spin budget ([`WaitPolicy::spin`]: a fixed `Duration`, zero to sleep at
+//!    once, or adaptive: about twice the waits that recently ended while it spun, up to
+//!    [`MAX_ADAPTIVE_SPIN`]); most waits end here, without a system call;
 //! 2. announces itself: `waiters += 1`, then a `SeqCst` fence, then reads the futex word;
 //! 3. re-checks the ring; if the condition now holds it leaves (`waiters -= 1`);
 //! 4. sleeps on the futex while the word still holds the value read in 2, for one slice.
@@ -37,8 +39,6 @@
 //! wake on when more than one message (or slot) is ready (see `Event::notify_one_if`).
 
 use std::time::{Duration, Instant};
-
-use crossbeam_utils::Backoff;
 
 use crate::error::{Error, Result};
 use crate::sync::atomic::{fence, AtomicU32, Ordering};
@@ -135,18 +135,66 @@ impl Until {
 }
 
 /// Timing knobs of a blocking wait.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct WaitPolicy {
     /// The longest single sleep (and, when spinning, the interval between checks of the peer):
     /// a dead peer or a closed channel is noticed within about this long.
     pub slice: Duration,
+    /// How long to spin before sleeping (futex and semaphore waits): `Some(d)` fixed (zero:
+    /// sleep at once), `None` adaptive (see the module docs).
+    pub spin: Option<Duration>,
+    /// The adaptive budget's estimate of a wait that spinning can cover, in nanoseconds.
+    estimate: std::cell::Cell<u32>,
+}
+
+/// The most an adaptive spin budget grows to: a wait longer than this is not worth a core.
+pub const MAX_ADAPTIVE_SPIN: Duration = Duration::from_micros(100);
+/// The adaptive estimate's floor and start (the budget is twice the estimate: 2 µs).
+const MIN_ADAPTIVE_SPIN_NS: u32 = 1_000;
+
+impl WaitPolicy {
+    /// A policy with checks every `slice` and spin budget `spin` (`None`: adaptive).
+    pub fn new(slice: Duration, spin: Option<Duration>) -> Self {
+        WaitPolicy {
+            slice,
+            spin,
+            estimate: std::cell::Cell::new(MIN_ADAPTIVE_SPIN_NS),
+        }
+    }
+
+    /// How long the next wait spins before it sleeps.
+    fn budget(&self) -> Duration {
+        match self.spin {
+            Some(d) => d,
+            None => Duration::from_nanos(u64::from(self.estimate.get()) * 2).clamp(
+                Duration::from_nanos(u64::from(MIN_ADAPTIVE_SPIN_NS)),
+                MAX_ADAPTIVE_SPIN,
+            ),
+        }
+    }
+
+    /// Teaches the adaptive budget how long a wait took, and whether it had to sleep: a wait
+    /// that fits the ceiling pulls the estimate towards it (so a round trip longer than the
+    /// current budget is covered next time, with no cliff at some message size); a longer
+    /// one (an idle peer) halves it, so an idle channel soon sleeps almost at once.
+    fn learn(&self, waited: Duration) {
+        if self.spin.is_some() {
+            return;
+        }
+        let est = u64::from(self.estimate.get());
+        let next = if waited <= MAX_ADAPTIVE_SPIN {
+            (est * 3 + waited.as_nanos() as u64) / 4
+        } else {
+            est / 2
+        };
+        self.estimate
+            .set(next.max(u64::from(MIN_ADAPTIVE_SPIN_NS)) as u32);
+    }
 }
 
 impl Default for WaitPolicy {
     fn default() -> Self {
-        WaitPolicy {
-            slice: Duration::from_millis(10),
-        }
+        WaitPolicy::new(Duration::from_millis(10), None)
     }
 }
 
@@ -335,29 +383,38 @@ pub(crate) fn block_on<T>(
         Until::Deadline(d) => Some(d),
         _ => None,
     };
-    let backoff = Backoff::new();
     let mut spins: u32 = 0;
+    // The slow path's one early look at the clock (~20 ns): the spin budget counts from here.
+    let start = Instant::now();
+    let budget = policy.budget();
+    let spin_until = start.checked_add(budget);
+    // Futex and semaphore waits sleep once the budget is spent (at once for a zero budget).
+    let mut spun_out = budget.is_zero();
+    let done = |v: T| {
+        policy.learn(start.elapsed());
+        Ok(v)
+    };
     // Set at the first look at the clock: reading it costs ~20 ns, too much for the fast path.
     let mut next_check: Option<Option<Instant>> = None;
     loop {
-        let sleepy = wait != Wait::Spin && (cfg!(shmring_loom) || backoff.is_completed());
+        let sleepy = wait != Wait::Spin && (cfg!(shmring_loom) || spun_out);
         if !sleepy {
             spins = spins.wrapping_add(1);
             if cfg!(shmring_loom) {
                 hint::yield_now();
-            } else if wait != Wait::Spin {
-                backoff.snooze();
             } else {
                 hint::spin_loop();
             }
-            if spins % 128 != 0 {
+            // Look at the clock (budget, deadline, liveness) every 32 spins.
+            if spins % 32 != 0 {
                 if let Some(v) = not_ready(attempt())? {
-                    return Ok(v);
+                    return done(v);
                 }
                 continue;
             }
         }
         let now = Instant::now();
+        spun_out = spun_out || spin_until.is_some_and(|at| now >= at);
         if let Some(d) = deadline {
             if now >= d {
                 return Err(Error::Timeout);
@@ -381,10 +438,39 @@ pub(crate) fn block_on<T>(
                 slice = slice.min(d.saturating_duration_since(now));
             }
             if let Some(v) = event.sleep(how, slice, &mut attempt)? {
-                return Ok(v);
+                return done(v);
             }
         } else if let Some(v) = not_ready(attempt())? {
-            return Ok(v);
+            return done(v);
         }
+    }
+}
+
+#[cfg(all(test, not(shmring_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_budgets_stay_and_the_adaptive_one_follows_the_waits() {
+        let zero = WaitPolicy::new(Duration::from_millis(10), Some(Duration::ZERO));
+        zero.learn(Duration::from_micros(50));
+        assert_eq!(zero.budget(), Duration::ZERO);
+        let auto = WaitPolicy::default();
+        assert_eq!(auto.budget(), Duration::from_micros(2));
+        // Waits of 30 us (a round trip longer than the budget): the budget grows past them.
+        for _ in 0..20 {
+            auto.learn(Duration::from_micros(30));
+        }
+        assert!(
+            auto.budget() > Duration::from_micros(50),
+            "{:?}",
+            auto.budget()
+        );
+        assert!(auto.budget() <= MAX_ADAPTIVE_SPIN);
+        // An idle peer (waits of milliseconds): the budget falls back to its floor.
+        for _ in 0..20 {
+            auto.learn(Duration::from_millis(3));
+        }
+        assert_eq!(auto.budget(), Duration::from_micros(2));
     }
 }
