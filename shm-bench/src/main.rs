@@ -21,6 +21,8 @@ mod limit;
 mod peers;
 mod proc;
 mod report;
+#[cfg(feature = "peers")]
+mod shaq_peer;
 mod stats;
 mod throughput;
 mod urls;
@@ -126,6 +128,21 @@ enum Cmd {
         runs: usize,
         /// CPUs to pin the processes to, round robin. Empty: no pinning.
         #[arg(long, default_value = "", value_parser = parse_cpus)]
+        cpus: Cpus,
+    },
+    /// shaq 5.1.1 against shmring SPSC in the same run: one-way throughput of 64-byte messages,
+    /// per message (`--batch 1`) or in batches, runs interleaved, medians and the ratio.
+    #[cfg(feature = "peers")]
+    VersusShaq {
+        /// Messages per batch on both sides (1: one per call).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=65536))]
+        batch: u64,
+        /// Milliseconds counted per run.
+        #[arg(long, default_value_t = 500)]
+        ms: u64,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value = "0,1", value_parser = parse_cpus)]
         cpus: Cpus,
     },
     /// One-way throughput between two processes (messages/s, bytes/s).
@@ -383,6 +400,46 @@ fn main() {
                     );
                 }
             }
+        }
+        #[cfg(feature = "peers")]
+        Cmd::VersusShaq {
+            batch,
+            ms,
+            runs,
+            cpus,
+        } => {
+            let p = throughput::Params {
+                size: 64,
+                budget: Duration::from_millis(ms),
+                max_msgs: u64::MAX,
+                cpus: cpu_pair(&cpus),
+                batch: batch as usize,
+            };
+            let link = Link::parse("shm://shm-bench?ring=spsc&capacity=4MiB&wait=spin");
+            let (mut traits, mut native, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..runs.max(1) {
+                match throughput::run(&p, &link) {
+                    Ok(Some(r)) => traits.push(r.msgs_per_s),
+                    Ok(None) => die("64 B does not fit".to_owned()),
+                    Err(e) => die(e),
+                }
+                let r = shaq_peer::shmring_spsc_throughput(&p).unwrap_or_else(|e| die(e));
+                native.push(r.msgs_per_s);
+                theirs.push(
+                    shaq_peer::spsc_throughput(&p)
+                        .unwrap_or_else(|e| die(e))
+                        .msgs_per_s,
+                );
+            }
+            let (t, a, b) = (median_f64(traits), median_f64(native), median_f64(theirs));
+            println!(
+                "64 B one-way, batch {batch}, median of {} interleaved runs x {ms} ms",
+                runs.max(1)
+            );
+            println!("shmring spsc, channel traits (copies)  {t:>14.0} msgs/s");
+            println!("shmring spsc, own API (zero copy)      {a:>14.0} msgs/s");
+            println!("shaq 5.1.1 spsc                        {b:>14.0} msgs/s");
+            println!("shmring own API / shaq                 {:>14.2}x", a / b);
         }
         Cmd::Throughput {
             url,
