@@ -70,6 +70,21 @@ pub fn write_all(r: &Report, dir: &Path) -> Result<Vec<PathBuf>, String> {
         });
     }
 
+    let raw: Vec<(f64, f64)> = r
+        .limits
+        .raw_rtt
+        .iter()
+        .filter(|p| sizes.contains(&p.size))
+        .map(|p| (p.size as f64, p.rtt.p50_ns as f64 / 1e3))
+        .collect();
+    if !raw.is_empty() {
+        lat.push(Series {
+            label: "limit: raw N-byte ping-pong".into(),
+            points: raw,
+            limit: true,
+        });
+    }
+
     let mut tput: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
     for p in &r.sweep_throughput {
         tput.entry(&p.transport)
@@ -96,6 +111,20 @@ pub fn write_all(r: &Report, dir: &Path) -> Result<Vec<PathBuf>, String> {
         tput.push(Series {
             label: "limit: memcpy".into(),
             points: mc,
+            limit: true,
+        });
+    }
+    let raw: Vec<(f64, f64)> = r
+        .limits
+        .raw_stream
+        .iter()
+        .filter(|p| sizes.contains(&p.size))
+        .map(|p| (p.size as f64, p.bytes_per_s / 1e6))
+        .collect();
+    if !raw.is_empty() {
+        tput.push(Series {
+            label: "limit: raw N-byte stream".into(),
+            points: raw,
             limit: true,
         });
     }

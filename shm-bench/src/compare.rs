@@ -10,7 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::{self, Limits, MemcpyPoint, Report, SweepLatency, SweepThroughput};
+use crate::report::{
+    self, Limits, MemcpyPoint, RawRttPoint, RawStreamPoint, Report, SweepLatency, SweepThroughput,
+};
 use crate::stats::{median_f64, median_summary, Summary};
 use crate::throughput::Rate;
 use crate::urls::Link;
@@ -56,6 +58,8 @@ enum Job {
     CacheLine,
     Futex,
     Memcpy(usize),
+    RawRtt(usize),
+    RawStream(usize),
     Latency { t: usize, size: usize, sweep: bool },
     Peer { size: usize, sweep: bool },
     Throughput { t: usize, size: usize, sweep: bool },
@@ -112,6 +116,13 @@ pub fn run(o: &Options) -> Result<Report, String> {
     memcpy_sizes.sort_unstable();
     memcpy_sizes.dedup();
     headline.extend(memcpy_sizes.iter().map(|&s| Job::Memcpy(s)));
+    // The limits that do the same work as a ring, at every size measured.
+    let mut raw_sizes = memcpy_sizes.clone();
+    raw_sizes.push(o.latency_size);
+    raw_sizes.sort_unstable();
+    raw_sizes.dedup();
+    headline.extend(raw_sizes.iter().map(|&s| Job::RawRtt(s)));
+    headline.extend(raw_sizes.iter().map(|&s| Job::RawStream(s)));
     for t in 0..TRANSPORTS.len() {
         headline.push(Job::Latency {
             t,
@@ -296,12 +307,30 @@ pub fn run(o: &Options) -> Result<Report, String> {
         }
     }
 
+    let raw_rtt = raw_sizes
+        .iter()
+        .filter_map(|&size| {
+            rtt(&head_out[find(Job::RawRtt(size))]).map(|rtt| RawRttPoint { size, rtt })
+        })
+        .collect();
+    let raw_stream = raw_sizes
+        .iter()
+        .filter_map(|&size| {
+            rate(&head_out[find(Job::RawStream(size))]).map(|r| RawStreamPoint {
+                size,
+                msgs_per_s: r.msgs_per_s,
+                bytes_per_s: r.bytes_per_s,
+            })
+        })
+        .collect();
     let limits = Limits {
         cache_line_rtt,
         futex_rtt,
         memcpy,
+        raw_rtt,
+        raw_stream,
     };
-    let targets = report::targets(&latency, &throughput, &limits);
+    let targets = report::targets(&latency, &throughput, &sweep_latency, &limits);
     Ok(Report {
         schema_version: report::SCHEMA_VERSION,
         tool: format!("shm-bench {}", env!("CARGO_PKG_VERSION")),
@@ -337,6 +366,8 @@ fn describe(job: &Job) -> String {
         Job::CacheLine => "limit: cache line".into(),
         Job::Futex => "limit: raw futex".into(),
         Job::Memcpy(s) => format!("limit: memcpy {}", report::human_size(s)),
+        Job::RawRtt(s) => format!("limit: raw ping-pong {}", report::human_size(s)),
+        Job::RawStream(s) => format!("limit: raw stream {}", report::human_size(s)),
         Job::Latency { t, size, .. } => {
             format!(
                 "round trip {} {}",
@@ -373,6 +404,13 @@ fn execute(job: &Job, o: &Options) -> Result<Outcome, String> {
             Some(o.budget),
             o.cpus,
         ))),
+        Job::RawRtt(size) => Outcome::Rtt(Some(limit::raw_round_trip(
+            size,
+            warmup(size),
+            o.budget,
+            o.cpus,
+        ))),
+        Job::RawStream(size) => Outcome::Rate(Some(limit::raw_stream(size, o.budget, o.cpus))),
         Job::Memcpy(size) => Outcome::Bandwidth(limit::memcpy_bandwidth(
             size,
             o.budget.min(Duration::from_millis(50)),

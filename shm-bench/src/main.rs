@@ -187,7 +187,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Every transport, the limits (cache line, raw futex, memcpy) and the peer (iceoryx2, with
+    /// Every transport, the limits (cache line, raw futex, memcpy, raw N-byte ping-pong and stream) and the peer (iceoryx2, with
     /// `--features peers`) in one run: tables, the targets, JSON, SVG and PNG charts.
     Compare {
         /// Interleaved runs of each headline figure; tables report medians.

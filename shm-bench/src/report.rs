@@ -79,6 +79,27 @@ pub struct Limits {
     pub futex_rtt: Summary,
     /// Single-process memcpy bandwidth by copy size.
     pub memcpy: Vec<MemcpyPoint>,
+    /// The round-trip limit by message size: a raw two-process ping-pong of an N-byte buffer
+    /// plus a flag in shared memory (no ring), with the same copies a ring's round trip makes.
+    #[serde(default)]
+    pub raw_rtt: Vec<RawRttPoint>,
+    /// The throughput limit by message size: a raw two-process stream of N-byte records
+    /// through a fixed-record ring (cross-core copy bandwidth).
+    #[serde(default)]
+    pub raw_stream: Vec<RawStreamPoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RawRttPoint {
+    pub size: usize,
+    pub rtt: Summary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RawStreamPoint {
+    pub size: usize,
+    pub msgs_per_s: f64,
+    pub bytes_per_s: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -252,6 +273,7 @@ fn target(name: &str, value: Option<f64>, op: &str, threshold: f64) -> Target {
 pub fn targets(
     latency: &[LatencyRow],
     throughput: &[ThroughputRow],
+    sweep_latency: &[SweepLatency],
     limits: &Limits,
 ) -> Vec<Target> {
     let lat = |t: &str| {
@@ -277,6 +299,50 @@ pub fn targets(
         .iter()
         .find(|m| m.size == 64 << 10)
         .map(|m| m.bytes_per_s);
+    let raw_rtt = |size: usize| {
+        limits
+            .raw_rtt
+            .iter()
+            .find(|p| p.size == size)
+            .map(|p| p.rtt.p50_ns as f64)
+    };
+    let raw_stream = |size: usize| {
+        limits
+            .raw_stream
+            .iter()
+            .find(|p| p.size == size)
+            .map(|p| p.bytes_per_s)
+    };
+    let spin_rtt_at = |size: usize| {
+        sweep_latency
+            .iter()
+            .find(|p| p.transport == "shm spsc spin" && p.size == size)
+            .map(|p| p.rtt.p50_ns as f64)
+    };
+    let mut same_work: Vec<Target> = [8, 64, 1 << 10, 64 << 10]
+        .into_iter()
+        .map(|size| {
+            target(
+                &format!(
+                    "shm spsc spin p50 round trip / raw {} ping-pong",
+                    human_size(size)
+                ),
+                spin_rtt_at(size)
+                    .zip(raw_rtt(size))
+                    .and_then(|(s, r)| ratio(s, r)),
+                "<=",
+                1.2,
+            )
+        })
+        .collect();
+    same_work.push(target(
+        "shm spsc spin 64 KiB bytes/s / raw 64 KiB stream",
+        tput("shm spsc spin", 64 << 10)
+            .zip(raw_stream(64 << 10))
+            .and_then(|(s, r)| ratio(s.bytes_per_s, r)),
+        ">=",
+        0.9,
+    ));
     vec![
         target(
             "shm spsc busy-poll p50 round trip / cache-line limit",
@@ -315,6 +381,7 @@ pub fn targets(
         ),
     ]
     .into_iter()
+    .chain(same_work)
     .map(|mut t| {
         // "<" is strict.
         if t.op == "<" {
@@ -525,8 +592,14 @@ mod tests {
             cache_line_rtt: cache,
             futex_rtt: futex,
             memcpy,
+            raw_rtt: Vec::new(),
+            raw_stream: vec![RawStreamPoint {
+                size: 65536,
+                msgs_per_s: 3e9 / 65536.0,
+                bytes_per_s: 3e9,
+            }],
         };
-        let targets = targets(&lat, &tput, &limits);
+        let targets = targets(&lat, &tput, &[], &limits);
         Report {
             schema_version: SCHEMA_VERSION,
             tool: "shm-bench test".into(),
@@ -586,10 +659,22 @@ mod tests {
         let r = sample();
         let met: Vec<Option<bool>> = r.targets.iter().map(|t| t.met).collect();
         // spin 1.2x line: met; no iceoryx2: not measured; futex 1.5x: not met;
-        // 30x unix: met; 64 KiB: 50_000 * 65536 / 10e9 = 0.33: not met.
+        // 30x unix: met; 64 KiB: 50_000 * 65536 / 10e9 = 0.33: not met; no sweep, so no
+        // round trip against the raw ping-pongs; 64 KiB: 3.28 GB/s over a 3 GB/s raw stream.
         assert_eq!(
             met,
-            [Some(true), None, Some(false), Some(true), Some(false)]
+            [
+                Some(true),
+                None,
+                Some(false),
+                Some(true),
+                Some(false),
+                None,
+                None,
+                None,
+                None,
+                Some(true)
+            ]
         );
     }
 
