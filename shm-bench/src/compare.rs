@@ -28,6 +28,14 @@ pub const TRANSPORTS: &[(&str, &str)] = &[
         "shm spsc futex",
         "shm://shm-bench?ring=spsc&capacity=4MiB&wait=futex",
     ),
+    (
+        "shm spsc futex, sleeps at once",
+        "shm://shm-bench?ring=spsc&capacity=4MiB&wait=futex&spin=0",
+    ),
+    (
+        "shm spsc semaphore, sleeps at once",
+        "shm://shm-bench?ring=spsc&capacity=4MiB&wait=semaphore&spin=0",
+    ),
     ("pipe", "pipe:"),
     ("fifo", "fifo:///tmp/shm-bench-fifo"),
     ("unix stream", "unix://@shm-bench"),
