@@ -130,8 +130,9 @@ enum Cmd {
         #[arg(long, default_value = "", value_parser = parse_cpus)]
         cpus: Cpus,
     },
-    /// shaq 5.1.1 against shmring SPSC in the same run: one-way throughput of 64-byte messages,
-    /// per message (`--batch 1`) or in batches, runs interleaved, medians and the ratio.
+    /// shaq 5.1.1 against shmring in the same run (`--ring spsc|mpmc`): one-way throughput of
+    /// 64-byte messages, per message (`--batch 1`) or in batches, through each one's own API,
+    /// runs interleaved, medians and the ratio.
     #[cfg(feature = "peers")]
     VersusShaq {
         /// Messages per batch on both sides (1: one per call).
@@ -144,6 +145,9 @@ enum Cmd {
         runs: usize,
         #[arg(long, default_value = "0,1", value_parser = parse_cpus)]
         cpus: Cpus,
+        /// `spsc` or `mpmc` (shaq's and shmring's of that kind).
+        #[arg(long, default_value = "spsc")]
+        ring: String,
     },
     /// One-way throughput between two processes (messages/s, bytes/s).
     Throughput {
@@ -407,7 +411,9 @@ fn main() {
             ms,
             runs,
             cpus,
+            ring,
         } => {
+            use shaq_peer::Queue;
             let p = throughput::Params {
                 size: 64,
                 budget: Duration::from_millis(ms),
@@ -415,31 +421,26 @@ fn main() {
                 cpus: cpu_pair(&cpus),
                 batch: batch as usize,
             };
-            let link = Link::parse("shm://shm-bench?ring=spsc&capacity=4MiB&wait=spin");
-            let (mut traits, mut native, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+            let pair = match ring.as_str() {
+                "spsc" => [Queue::ShmringSpsc, Queue::ShaqSpsc],
+                "mpmc" => [Queue::ShmringMpmc, Queue::ShaqMpmc],
+                r => die(format!("--ring {r}: expected spsc or mpmc")),
+            };
+            let mut rates = [Vec::new(), Vec::new()];
             for _ in 0..runs.max(1) {
-                match throughput::run(&p, &link) {
-                    Ok(Some(r)) => traits.push(r.msgs_per_s),
-                    Ok(None) => die("64 B does not fit".to_owned()),
-                    Err(e) => die(e),
+                for (q, out) in pair.iter().zip(&mut rates) {
+                    let r = shaq_peer::throughput(*q, &p).unwrap_or_else(|e| die(e));
+                    out.push(r.msgs_per_s);
                 }
-                let r = shaq_peer::shmring_spsc_throughput(&p).unwrap_or_else(|e| die(e));
-                native.push(r.msgs_per_s);
-                theirs.push(
-                    shaq_peer::spsc_throughput(&p)
-                        .unwrap_or_else(|e| die(e))
-                        .msgs_per_s,
-                );
             }
-            let (t, a, b) = (median_f64(traits), median_f64(native), median_f64(theirs));
+            let [ours, theirs] = rates.map(median_f64);
             println!(
-                "64 B one-way, batch {batch}, median of {} interleaved runs x {ms} ms",
+                "64 B one-way, 1 producer and 1 consumer process, batch {batch}, median of {} interleaved runs x {ms} ms",
                 runs.max(1)
             );
-            println!("shmring spsc, channel traits (copies)  {t:>14.0} msgs/s");
-            println!("shmring spsc, own API (zero copy)      {a:>14.0} msgs/s");
-            println!("shaq 5.1.1 spsc                        {b:>14.0} msgs/s");
-            println!("shmring own API / shaq                 {:>14.2}x", a / b);
+            println!("{:<32} {ours:>14.0} msgs/s", pair[0].label());
+            println!("{:<32} {theirs:>14.0} msgs/s", pair[1].label());
+            println!("{:<32} {:>14.2}x", "shmring / shaq", ours / theirs);
         }
         Cmd::Throughput {
             url,

@@ -4,9 +4,9 @@
 //!
 //! shaq carries fixed-size items: 64-byte `[u8; 64]` items here, the size. The forked
 //! child stamps each item with its sequence number (first and last eight bytes) and writes it
-//! with `try_write` (per item) or a `write_batch` of up to `batch` items; the parent reads with
-//! `try_read` or `try_reserve_read_batch(batch)`, checks both stamps and sums, as shmring's loop
-//! does. Same pinning, handshake and time budget.
+//! per item or in batches of up to `batch`; the parent reads per item or in batches, checks
+//! both stamps and sums. shmring runs the same loop through its own API (zero-copy batches), so
+//! the two are compared on equal terms. Same pinning, handshake and time budget.
 
 use std::num::NonZeroUsize;
 use std::time::Instant;
@@ -16,96 +16,183 @@ use crate::throughput::{Params, Rate};
 
 const SIZE: usize = 64;
 type Item = [u8; SIZE];
-/// The queue file's size: 4 MiB, as shmring's SPSC ring in `throughput`.
+/// Queue memory: 4 MiB, as shmring's SPSC ring in `throughput`.
 const FILE_SIZE: usize = 4 << 20;
 
-/// One run over a shaq SPSC queue in a fresh /dev/shm file.
-pub fn spsc_throughput(p: &Params) -> Result<Rate, String> {
+/// Which queue and API a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    ShaqSpsc,
+    ShaqMpmc,
+    ShmringSpsc,
+    ShmringMpmc,
+}
+
+impl Queue {
+    pub fn label(self) -> &'static str {
+        match self {
+            Queue::ShaqSpsc => "shaq 5.1.1 spsc",
+            Queue::ShaqMpmc => "shaq 5.1.1 mpmc",
+            Queue::ShmringSpsc => "shmring spsc (own API, spin)",
+            Queue::ShmringMpmc => "shmring mpmc (own API, spin)",
+        }
+    }
+}
+
+/// One run of `queue`, one producer process and one consumer process.
+pub fn throughput(queue: Queue, p: &Params) -> Result<Rate, String> {
     assert_eq!(p.size, SIZE, "shaq items are {SIZE} bytes here");
-    let path = format!("/dev/shm/shm-bench-shaq-{}", std::process::id());
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| format!("{path}: {e}"))?;
-    let _cleanup = Unlink(path.clone());
-    // SAFETY: this process creates and initialises the queue once, as its only consumer; the
-    // child joins it as the only producer, with the same item type.
-    let mut rx = unsafe { shaq::spsc::Consumer::<Item>::create(&file, FILE_SIZE) }
-        .map_err(|e| format!("shaq create: {e:?}"))?;
+    let batch = p.batch.max(1);
+    let max = NonZeroUsize::new(batch).expect("batch >= 1");
+    match queue {
+        Queue::ShaqSpsc | Queue::ShaqMpmc => {
+            let path = format!("/dev/shm/shm-bench-shaq-{}", std::process::id());
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| format!("{path}: {e}"))?;
+            let _cleanup = Unlink(path);
+            if queue == Queue::ShaqSpsc {
+                // SAFETY: this process creates and initialises the queue once, as its only
+                // consumer; the child joins it as the only producer, with the same item type.
+                let mut rx = unsafe { shaq::spsc::Consumer::<Item>::create(&file, FILE_SIZE) }
+                    .map_err(|e| format!("shaq create: {e:?}"))?;
+                let child = |meet: &Rendezvous| {
+                    // SAFETY: as above; the queue's one producer.
+                    let mut tx =
+                        unsafe { shaq::spsc::Producer::<Item>::join(&file) }.expect("shaq join");
+                    produce(meet, batch, |items| {
+                        let mut b = tx.write_batch();
+                        let mut n = 0;
+                        while n < items.len() && b.try_write(items[n]).is_ok() {
+                            n += 1;
+                        }
+                        n // dropping the batch publishes it
+                    });
+                };
+                Ok(one_way(p, child, |check| {
+                    if let Some(b) = rx.try_reserve_read_batch(max) {
+                        b.iter().for_each(|m| check(m));
+                    }
+                }))
+            } else {
+                // SAFETY: as for SPSC; one consumer here and one producer in the child.
+                let rx = unsafe { shaq::mpmc::Consumer::<Item>::create(&file, FILE_SIZE) }
+                    .map_err(|e| format!("shaq create: {e:?}"))?;
+                let child = |meet: &Rendezvous| {
+                    // SAFETY: as above.
+                    let tx =
+                        unsafe { shaq::mpmc::Producer::<Item>::join(&file) }.expect("shaq join");
+                    produce(meet, batch, |items| {
+                        if items.len() == 1 {
+                            usize::from(tx.try_write(items[0]).is_ok())
+                        } else if tx.try_write_slice(items) {
+                            items.len()
+                        } else {
+                            0
+                        }
+                    });
+                };
+                Ok(one_way(p, child, |check| {
+                    if let Some(b) = rx.try_reserve_read_batch(max) {
+                        b.iter().for_each(|m| check(m));
+                    }
+                }))
+            }
+        }
+        Queue::ShmringSpsc | Queue::ShmringMpmc => {
+            use shmring::{mpmc, spsc, Config, Wait};
+            let name = format!("shm-bench-native-{}", std::process::id());
+            let cfg = Config::default().wait(Wait::Spin);
+            macro_rules! run {
+                ($m:ident, $cfg:expr) => {{
+                    let mut rx =
+                        $m::Receiver::create(&name, $cfg).map_err(|e| format!("{name}: {e}"))?;
+                    let child = |meet: &Rendezvous| {
+                        let mut tx = $m::Sender::open(&name).expect("open");
+                        produce(meet, batch, |items| {
+                            let mut b = tx.batch();
+                            let mut n = 0;
+                            while n < items.len() && b.try_push(&items[n]).is_ok() {
+                                n += 1;
+                            }
+                            b.finish();
+                            n
+                        });
+                    };
+                    Ok(one_way(p, child, |check| {
+                        if let Ok(b) = rx.try_recv_batch(batch) {
+                            b.iter().for_each(|m| check(m));
+                        }
+                    }))
+                }};
+            }
+            if queue == Queue::ShmringSpsc {
+                run!(spsc, cfg.capacity(FILE_SIZE as u64))
+            } else {
+                run!(
+                    mpmc,
+                    cfg.capacity((FILE_SIZE / 128) as u64)
+                        .slot_size(SIZE as u64)
+                )
+            }
+        }
+    }
+}
+
+/// The child's loop: stamps `batch` items at a time and hands them to `write`, which sends
+/// what fits now and says how many; until the parent says stop.
+fn produce(meet: &Rendezvous, batch: usize, mut write: impl FnMut(&[Item]) -> usize) {
+    meet.set_ready(None);
+    meet.wait_go();
+    let mut items = vec![[0x3Cu8; SIZE]; batch];
+    let mut seq = 0u64;
+    while !meet.stopped() {
+        for (k, item) in items.iter_mut().enumerate() {
+            let s = (seq + k as u64).to_le_bytes();
+            item[..8].copy_from_slice(&s);
+            item[SIZE - 8..].copy_from_slice(&s);
+        }
+        seq += write(&items) as u64;
+    }
+}
+
+/// The parent's side: starts the child, counts what `poll` hands to its checker for the time
+/// budget, checking every item's stamps.
+fn one_way(
+    p: &Params,
+    child: impl FnOnce(&Rendezvous),
+    mut poll: impl FnMut(&mut dyn FnMut(&[u8])),
+) -> Rate {
     proc::pin(p.cpus[0]);
     let meet = Rendezvous::new();
-    let batch = p.batch.max(1);
-    let pid = proc::spawn(p.cpus[1], || {
-        // SAFETY: as above; this is the queue's one producer.
-        let mut tx = unsafe { shaq::spsc::Producer::<Item>::join(&file) }.expect("shaq join");
-        meet.set_ready(None);
-        meet.wait_go();
-        let mut item = [0x3Cu8; SIZE];
-        let mut seq = 0u64;
-        while !meet.stopped() {
-            if batch == 1 {
-                stamp(&mut item, seq);
-                if tx.try_write(item).is_ok() {
-                    seq += 1;
-                }
-                continue;
-            }
-            let mut b = tx.write_batch();
-            for _ in 0..batch {
-                stamp(&mut item, seq);
-                if b.try_write(item).is_err() {
-                    break;
-                }
-                seq += 1;
-            }
-            // Dropping the batch publishes it.
-        }
-    });
+    let pid = proc::spawn(p.cpus[1], || child(&meet));
     meet.wait_ready(pid);
-    let max = NonZeroUsize::new(batch).expect("batch >= 1");
     let t0 = Instant::now();
     meet.go();
     let (mut count, mut sum) = (0u64, 0u64);
-    let mut check = |m: &Item, count: &mut u64| {
-        let first = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
-        let last = u64::from_le_bytes(m[SIZE - 8..].try_into().expect("8 bytes"));
-        assert!(
-            first == *count && last == *count,
-            "shaq item {count} arrived wrong"
-        );
-        sum = sum.wrapping_add(first ^ u64::from(m[SIZE / 2]));
-        *count += 1;
-    };
     let secs = loop {
-        if batch == 1 {
-            for _ in 0..1024 {
-                if let Some(m) = rx.try_read() {
-                    check(&m, &mut count);
-                }
-            }
-        } else if let Some(b) = rx.try_reserve_read_batch(max) {
-            for m in b.iter() {
-                check(m, &mut count);
-            }
-        }
+        poll(&mut |m: &[u8]| {
+            let first = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
+            let last = u64::from_le_bytes(m[SIZE - 8..SIZE].try_into().expect("8 bytes"));
+            assert!(
+                m.len() == SIZE && first == count && last == count,
+                "item {count} arrived wrong"
+            );
+            sum = sum.wrapping_add(first ^ u64::from(m[SIZE / 2]));
+            count += 1;
+        });
         let t = t0.elapsed();
         if t >= p.budget || count >= p.max_msgs {
             break t.as_secs_f64();
         }
     };
     meet.stop();
-    // Free room so that a child stuck on a full queue sees "stop".
-    while rx.try_read().is_some() {}
     proc::join(pid);
     std::hint::black_box(sum);
-    Ok(Rate::new(count, SIZE, secs))
-}
-
-fn stamp(item: &mut Item, seq: u64) {
-    item[..8].copy_from_slice(&seq.to_le_bytes());
-    item[SIZE - 8..].copy_from_slice(&seq.to_le_bytes());
+    Rate::new(count, SIZE, secs)
 }
 
 /// Removes the queue file when the run ends.
@@ -115,80 +202,4 @@ impl Drop for Unlink {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-/// The same loop over shmring's own SPSC API (not the `channel` traits): `send` / `try_recv`
-/// per message, or `Sender::batch` and the zero-copy `Receiver::recv_batch`, as shaq's loop
-/// uses its own batches.
-pub fn shmring_spsc_throughput(p: &Params) -> Result<Rate, String> {
-    use shmring::{spsc, Config, Wait};
-    let name = format!("shm-bench-native-{}", std::process::id());
-    let cfg = Config::default()
-        .capacity(FILE_SIZE as u64)
-        .wait(Wait::Spin);
-    let mut rx = spsc::Receiver::create(&name, cfg).map_err(|e| format!("{name}: {e}"))?;
-    proc::pin(p.cpus[0]);
-    let meet = Rendezvous::new();
-    let batch = p.batch.max(1);
-    let pid = proc::spawn(p.cpus[1], || {
-        let mut tx = spsc::Sender::open(&name).expect("open");
-        meet.set_ready(None);
-        meet.wait_go();
-        let mut item = [0x3Cu8; SIZE];
-        let mut seq = 0u64;
-        while !meet.stopped() {
-            if batch == 1 {
-                stamp(&mut item, seq);
-                if tx.try_send(&item).is_ok() {
-                    seq += 1;
-                }
-                continue;
-            }
-            let mut b = tx.batch();
-            for _ in 0..batch {
-                stamp(&mut item, seq);
-                if b.try_push(&item).is_err() {
-                    break;
-                }
-                seq += 1;
-            }
-            b.finish();
-        }
-    });
-    meet.wait_ready(pid);
-    let t0 = Instant::now();
-    meet.go();
-    let (mut count, mut sum) = (0u64, 0u64);
-    let mut check = |m: &[u8], count: &mut u64| {
-        let first = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
-        let last = u64::from_le_bytes(m[SIZE - 8..].try_into().expect("8 bytes"));
-        assert!(
-            m.len() == SIZE && first == *count && last == *count,
-            "message {count} arrived wrong"
-        );
-        sum = sum.wrapping_add(first ^ u64::from(m[SIZE / 2]));
-        *count += 1;
-    };
-    let secs = loop {
-        if batch == 1 {
-            for _ in 0..1024 {
-                if let Ok(m) = rx.try_recv() {
-                    check(&m, &mut count);
-                }
-            }
-        } else if let Ok(b) = rx.try_recv_batch(batch) {
-            for m in b.iter() {
-                check(m, &mut count);
-            }
-        }
-        let t = t0.elapsed();
-        if t >= p.budget || count >= p.max_msgs {
-            break t.as_secs_f64();
-        }
-    };
-    meet.stop();
-    while rx.try_recv().is_ok() {}
-    proc::join(pid);
-    std::hint::black_box(sum);
-    Ok(Rate::new(count, SIZE, secs))
 }
