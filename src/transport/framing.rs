@@ -37,7 +37,10 @@ use nix::errno::Errno;
 use nix::poll::PollFlags;
 use nix::sys::socket::MsgFlags;
 
-use super::{in_background, out_of_time, poll_now, set_nonblocking, wait_fd, Until, DROP_WAIT};
+use super::{
+    batch_prefix, in_background, out_of_time, partial, poll_now, set_nonblocking, wait_fd, Until,
+    DROP_WAIT,
+};
 use crate::error::{Error, Result};
 
 /// Bytes of the length prefix.
@@ -198,18 +201,9 @@ impl FramedSender {
     /// `channel::Sender::send_batch` says; a message the stream took in part counts as sent
     /// and its rest is finished by the next call, as for `send`.
     fn send_batch_until(&mut self, msgs: &[&[u8]], until: Until) -> Result<usize> {
-        let fits = msgs
-            .iter()
-            .position(|m| m.len() > self.max)
-            .unwrap_or(msgs.len());
+        let fits = batch_prefix(msgs, self.max)?;
         if fits == 0 {
-            return match msgs.first() {
-                Some(m) => Err(Error::TooLarge {
-                    size: m.len(),
-                    max: self.max,
-                }),
-                None => Ok(0),
-            };
+            return Ok(0);
         }
         self.flush_pending(until)?;
         let mut sent = 0; // messages wholly written
@@ -286,15 +280,6 @@ impl FramedSender {
 
 /// Messages per `writev` of a batch (two iovecs each; the kernel takes up to 1024).
 const IOV_BATCH: usize = 256;
-
-/// `Ok(sent)` if any message went, else the error (the batch methods' progress rule).
-fn partial(sent: usize, e: Error) -> Result<usize> {
-    if sent > 0 {
-        Ok(sent)
-    } else {
-        Err(e)
-    }
-}
 
 impl crate::channel::Sender for FramedSender {
     fn send(&mut self, msg: &[u8]) -> Result<()> {

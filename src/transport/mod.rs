@@ -117,6 +117,30 @@ impl Until {
     }
 }
 
+/// How many of `msgs`, from the first, a batch may send: those up to the first longer than
+/// `max`. `Err(TooLarge)` if that is the first one (so the caller reports it), `Ok(0)` for an
+/// empty batch.
+pub(crate) fn batch_prefix(msgs: &[&[u8]], max: usize) -> Result<usize> {
+    let fits = msgs
+        .iter()
+        .position(|m| m.len() > max)
+        .unwrap_or(msgs.len());
+    match msgs.get(fits) {
+        Some(m) if fits == 0 => Err(Error::TooLarge { size: m.len(), max }),
+        _ => Ok(fits),
+    }
+}
+
+/// The batch methods' progress rule: `Ok(sent)` if any message went (what stopped the batch is
+/// seen again by the next call), else the error.
+pub(crate) fn partial(sent: usize, e: Error) -> Result<usize> {
+    if sent > 0 {
+        Ok(sent)
+    } else {
+        Err(e)
+    }
+}
+
 /// The error a `try_`/`_timeout` call returns when it ran out of time: `on_now` (`Empty` or
 /// `Full`) for [`Until::Now`], `Timeout` otherwise.
 pub(crate) fn out_of_time(until: Until, on_now: Error) -> Error {

@@ -50,7 +50,7 @@ use nix::poll::PollFlags;
 use nix::sys::socket::{self, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, UnixAddr};
 
 use super::framing::{FramedReceiver, FramedSender, StreamKind};
-use super::{in_background, out_of_time, wait_fd, Until, DROP_WAIT};
+use super::{batch_prefix, in_background, out_of_time, partial, wait_fd, Until, DROP_WAIT};
 use crate::channel::{Batch, Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::trust::{peer_credentials, FileKind, PeerCredentials, Trust};
@@ -300,24 +300,12 @@ impl PacketSender {
     /// `send_batch` with `sendmmsg(2)`: up to [`MMSG_MAX`] packets per system call. Progress is
     /// reported as `channel::Sender::send_batch` says: `Ok(k)` once any went.
     fn send_batch_until(&mut self, msgs: &[&[u8]], until: Until) -> Result<usize> {
-        let fits = msgs
-            .iter()
-            .position(|m| m.len() > self.max)
-            .unwrap_or(msgs.len());
+        let fits = batch_prefix(msgs, self.max)?;
         if fits == 0 {
-            return match msgs.first() {
-                Some(m) => Err(Error::TooLarge {
-                    size: m.len(),
-                    max: self.max,
-                }),
-                None => Ok(0),
-            };
+            return Ok(0);
         }
         let tag = TAG_DATA;
         let mut sent = 0;
-        // What stops a batch after some packets went is reported as progress; the next call
-        // sees it again.
-        let partial = |sent: usize, e: Error| if sent > 0 { Ok(sent) } else { Err(e) };
         while sent < fits {
             let chunk = &msgs[sent..fits.min(sent + MMSG_MAX)];
             let mut iovs: Vec<[libc::iovec; 2]> = chunk
