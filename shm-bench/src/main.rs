@@ -48,13 +48,16 @@ struct Cli {
     cmd: Cmd,
 }
 
-/// Message sizes 8 B .. 1 MiB, powers of 4 (times 8) and 1 MiB.
+/// Message sizes 8 B .. 1 MiB, powers of 4 (times 8) and 1 MiB, with the sizes the targets
+/// name (64 B, 1 KiB, 2 KiB, 64 KiB) among them.
 fn default_sizes() -> Vec<usize> {
     let mut v: Vec<usize> = (0..10)
         .map(|k| 8usize << (2 * k))
         .filter(|&s| s < 1 << 20)
         .collect();
-    v.push(1 << 20);
+    v.extend([64, 1 << 10, 2 << 10, 64 << 10, 1 << 20]);
+    v.sort_unstable();
+    v.dedup();
     v
 }
 
@@ -180,7 +183,7 @@ enum Cmd {
             default_value = "shm://shm-bench?ring=spsc&capacity=4MiB&wait=spin"
         )]
         url: Vec<String>,
-        /// Sizes (default: 8 B, 32 B, … powers of 4 … 512 KiB, 1 MiB).
+        /// Sizes (default: 8 B, 32 B, … powers of 4 … 512 KiB, 1 MiB, plus 64 B, 1 KiB, 2 KiB, 64 KiB).
         #[arg(long, value_delimiter = ',', value_parser = parse_size)]
         sizes: Vec<usize>,
         /// Milliseconds per point and mode.
@@ -206,7 +209,7 @@ enum Cmd {
         /// Milliseconds per sweep point.
         #[arg(long, default_value_t = 25)]
         sweep_ms: u64,
-        /// Sweep sizes (default: 8 B … 1 MiB, powers of 4).
+        /// Sweep sizes (default: 8 B … 1 MiB, powers of 4, plus 64 B, 1 KiB, 2 KiB, 64 KiB).
         #[arg(long, value_delimiter = ',', value_parser = parse_size)]
         sizes: Vec<usize>,
         #[arg(long, default_value = "0,1", value_parser = parse_cpus)]

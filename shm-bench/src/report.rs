@@ -506,7 +506,7 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
-    let _ = writeln!(o, "\ntargets (issue 5)");
+    let _ = writeln!(o, "\ntargets");
     for t in &r.targets {
         let verdict = match t.met {
             Some(true) => "MET",

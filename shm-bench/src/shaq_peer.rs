@@ -113,6 +113,10 @@ pub fn throughput(queue: Queue, p: &Params) -> Result<Rate, String> {
                     let child = |meet: &Rendezvous| {
                         let mut tx = $m::Sender::open(&name).expect("open");
                         produce(meet, batch, |items| {
+                            if items.len() == 1 {
+                                // One message per call: the plain send.
+                                return usize::from(tx.try_send(&items[0]).is_ok());
+                            }
                             let mut b = tx.batch();
                             let mut n = 0;
                             while n < items.len() && b.try_push(&items[n]).is_ok() {
@@ -123,7 +127,11 @@ pub fn throughput(queue: Queue, p: &Params) -> Result<Rate, String> {
                         });
                     };
                     Ok(one_way(p, child, |check| {
-                        if let Ok(b) = rx.try_recv_batch(batch) {
+                        if batch == 1 {
+                            if let Ok(m) = rx.try_recv() {
+                                check(&m);
+                            }
+                        } else if let Ok(b) = rx.try_recv_batch(batch) {
                             b.iter().for_each(|m| check(m));
                         }
                     }))
