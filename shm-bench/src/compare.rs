@@ -70,6 +70,7 @@ enum Job {
     RawStream(usize),
     Latency { t: usize, size: usize, sweep: bool },
     Peer { size: usize, sweep: bool },
+    PeerThroughput { size: usize },
     Throughput { t: usize, size: usize, sweep: bool },
 }
 
@@ -90,6 +91,16 @@ fn peer_round_trip(p: &latency::Params) -> Option<Summary> {
 
 #[cfg(not(feature = "peers"))]
 fn peer_round_trip(_: &latency::Params) -> Option<Summary> {
+    None
+}
+
+#[cfg(feature = "peers")]
+fn peer_throughput(p: &throughput::Params) -> Option<Rate> {
+    Some(crate::peers::iceoryx2_throughput(p))
+}
+
+#[cfg(not(feature = "peers"))]
+fn peer_throughput(_: &throughput::Params) -> Option<Rate> {
     None
 }
 
@@ -151,6 +162,9 @@ pub fn run(o: &Options) -> Result<Report, String> {
                 size,
                 sweep: false,
             });
+        }
+        if peer_available() {
+            headline.push(Job::PeerThroughput { size });
         }
     }
     let mut sweep = Vec::new();
@@ -276,6 +290,14 @@ pub fn run(o: &Options) -> Result<Report, String> {
                 rate(&head_out[find(j)]),
             ));
         }
+        if peer_available() {
+            tput_measured.push((
+                PEER.to_string(),
+                "iceoryx2 ipc publish-subscribe".to_string(),
+                size,
+                rate(&head_out[find(Job::PeerThroughput { size })]),
+            ));
+        }
     }
     let latency = report::latency_rows(o.latency_size, &lat_measured, &cache_line_rtt, &futex_rtt);
     let throughput = report::throughput_rows(&tput_measured, &memcpy);
@@ -384,6 +406,7 @@ fn describe(job: &Job) -> String {
             )
         }
         Job::Peer { size, .. } => format!("round trip {PEER} {}", report::human_size(size)),
+        Job::PeerThroughput { size } => format!("throughput {PEER} {}", report::human_size(size)),
         Job::Throughput { t, size, .. } => {
             format!(
                 "throughput {} {}",
@@ -428,6 +451,13 @@ fn execute(job: &Job, o: &Options) -> Result<Outcome, String> {
             Outcome::Rtt(latency::run(&lat(size, sweep), &link)?)
         }
         Job::Peer { size, sweep } => Outcome::Rtt(peer_round_trip(&lat(size, sweep))),
+        Job::PeerThroughput { size } => Outcome::Rate(peer_throughput(&throughput::Params {
+            size,
+            budget: budget(false),
+            max_msgs: u64::MAX,
+            cpus: o.cpus,
+            batch: 1,
+        })),
         Job::Throughput { t, size, sweep } => {
             let link = Link::parse(TRANSPORTS[t].1);
             let p = throughput::Params {

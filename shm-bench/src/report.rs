@@ -334,6 +334,22 @@ pub fn targets(
             )
         })
         .collect();
+    let peer_tput = |size: usize| {
+        throughput
+            .iter()
+            .find(|r| r.transport.starts_with("iceoryx2") && r.size == size)
+            .and_then(|r| r.rate)
+    };
+    for size in [64, 64 << 10] {
+        same_work.push(target(
+            &format!("shm spsc spin {} msgs/s / iceoryx2's", human_size(size)),
+            tput("shm spsc spin", size)
+                .zip(peer_tput(size))
+                .and_then(|(s, i)| ratio(s.msgs_per_s, i.msgs_per_s)),
+            ">",
+            1.0,
+        ));
+    }
     same_work.push(target(
         "shm spsc spin 64 KiB bytes/s / raw 64 KiB stream",
         tput("shm spsc spin", 64 << 10)
@@ -390,9 +406,12 @@ pub fn targets(
     .into_iter()
     .chain(same_work)
     .map(|mut t| {
-        // "<" is strict.
+        // "<" and ">" are strict.
         if t.op == "<" {
             t.met = t.value.map(|v| v < t.threshold);
+        }
+        if t.op == ">" {
+            t.met = t.value.map(|v| v > t.threshold);
         }
         t
     })
@@ -678,6 +697,8 @@ mod tests {
                 None,
                 Some(true),
                 Some(false),
+                None,
+                None,
                 None,
                 None,
                 None,
