@@ -15,7 +15,7 @@ use crate::report::{
 };
 use crate::stats::{median_f64, median_summary, Summary};
 use crate::throughput::Rate;
-use crate::urls::Link;
+use crate::urls::{self, Link};
 use crate::{latency, limit, throughput};
 
 /// Every transport of the comparison: label and endpoint URL.
@@ -104,9 +104,11 @@ fn peer_throughput(_: &throughput::Params) -> Option<Rate> {
     None
 }
 
-/// Warm-up round trips: fewer for big messages.
-fn warmup(size: usize) -> u64 {
-    ((64 * 1000) / size.max(1)).clamp(10, 1000) as u64
+/// Warm-up round trips: fewer for big messages, and at least one lap of a shm ring at `url`
+/// (its first lap pays page faults: see `latency::MAX_WARMUP`).
+fn warmup(url: &str, size: usize) -> u64 {
+    let base = ((64 * 1000) / size.max(1)).clamp(10, 1000) as u64;
+    base.max(urls::ring_lap(url, size) + 1)
 }
 
 fn progress(total: u64, quiet: bool) -> ProgressBar {
@@ -419,10 +421,10 @@ fn describe(job: &Job) -> String {
 
 fn execute(job: &Job, o: &Options) -> Result<Outcome, String> {
     let budget = |sweep: bool| if sweep { o.sweep_budget } else { o.budget };
-    let lat = |size: usize, sweep: bool| latency::Params {
+    let lat = |url: &str, size: usize, sweep: bool| latency::Params {
         size,
         iters: u64::MAX / 4,
-        warmup: warmup(size),
+        warmup: warmup(url, size),
         budget: Some(budget(sweep)),
         cpus: o.cpus,
     };
@@ -437,7 +439,7 @@ fn execute(job: &Job, o: &Options) -> Result<Outcome, String> {
         ))),
         Job::RawRtt(size) => Outcome::Rtt(Some(limit::raw_round_trip(
             size,
-            warmup(size),
+            warmup("", size),
             o.budget,
             o.cpus,
         ))),
@@ -447,10 +449,10 @@ fn execute(job: &Job, o: &Options) -> Result<Outcome, String> {
             o.budget.min(Duration::from_millis(50)),
         )),
         Job::Latency { t, size, sweep } => {
-            let link = Link::parse(TRANSPORTS[t].1);
-            Outcome::Rtt(latency::run(&lat(size, sweep), &link)?)
+            let url = TRANSPORTS[t].1;
+            Outcome::Rtt(latency::run(&lat(url, size, sweep), &Link::parse(url))?)
         }
-        Job::Peer { size, sweep } => Outcome::Rtt(peer_round_trip(&lat(size, sweep))),
+        Job::Peer { size, sweep } => Outcome::Rtt(peer_round_trip(&lat("", size, sweep))),
         Job::PeerThroughput { size } => Outcome::Rate(peer_throughput(&throughput::Params {
             size,
             budget: budget(false),
@@ -470,4 +472,22 @@ fn execute(job: &Job, o: &Options) -> Result<Outcome, String> {
             Outcome::Rate(throughput::run(&p, &link)?)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shm_warmups_cover_a_ring_lap() {
+        for (label, url) in TRANSPORTS {
+            for size in [8, 64, 2048, 65536] {
+                let lap = urls::ring_lap(url, size);
+                assert!(warmup(url, size) > lap, "{label} at {size} B");
+            }
+        }
+        // 4 MiB SPSC ring at 2 KiB: 2040 frames a lap (the old warm-up was 31).
+        assert_eq!(warmup(TRANSPORTS[0].1, 2048), 2041);
+        assert_eq!(warmup("unix://@x", 2048), 31);
+    }
 }

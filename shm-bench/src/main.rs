@@ -366,6 +366,11 @@ fn main() {
             for _ in 0..runs.max(1) {
                 limit_runs.push(limit::cache_line_round_trip(iters, warmup, cpus));
                 for (i, (_, u)) in urls.iter().enumerate() {
+                    // At least one ring lap: its first touches are page faults.
+                    let p = latency::Params {
+                        warmup: p.warmup.max(urls::ring_lap(u, size) + 1),
+                        ..p
+                    };
                     match latency::run(&p, &Link::parse(u)) {
                         Ok(Some(s)) => per_url[i].push(s),
                         Ok(None) => die(format!("{u}: {size} B is above what it carries")),
@@ -526,7 +531,8 @@ fn main() {
                     let lp = latency::Params {
                         size,
                         iters: u64::MAX / 4,
-                        warmup: 100,
+                        // At least one ring lap: its first touches are page faults.
+                        warmup: 100.max(urls::ring_lap(u, size) + 1),
                         budget: Some(Duration::from_millis(ms)),
                         cpus,
                     };

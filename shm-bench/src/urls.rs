@@ -100,9 +100,57 @@ pub fn transport_label(url: &str) -> String {
     scheme.to_owned()
 }
 
+/// Messages in one lap of a shm ring at `size` bytes (0 for other transports). A warm-up of
+/// at least this many touches every page of the ring once, so that no measured message pays a
+/// first-touch page fault (the writer's and then the reader's, on every page of a fresh
+/// segment). SPSC: capacity bytes over the frame (8-byte header, payload rounded up to 8);
+/// MPMC: the slot count.
+pub fn ring_lap(url: &str, size: usize) -> u64 {
+    let Some(rest) = url.strip_prefix("shm://") else {
+        return 0;
+    };
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    let get = |key: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    };
+    let capacity = get("capacity").and_then(|c| {
+        let digits = c.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(c.len());
+        let n: u64 = c[..digits].parse().ok()?;
+        let shift = match c[digits..].to_ascii_lowercase().as_str() {
+            "" | "b" => 0,
+            "k" | "kb" | "kib" => 10,
+            "m" | "mb" | "mib" => 20,
+            "g" | "gb" | "gib" => 30,
+            _ => return None,
+        };
+        n.checked_shl(shift)
+    });
+    if get("ring") == Some("mpmc") {
+        capacity.unwrap_or(1024).next_power_of_two()
+    } else {
+        capacity.unwrap_or(1 << 20).next_power_of_two() / (8 + size.div_ceil(8) as u64 * 8)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ring_lap_counts_frames_or_slots() {
+        let spsc = "shm://b?ring=spsc&capacity=4MiB&wait=spin";
+        assert_eq!(ring_lap(spsc, 2048), (4 << 20) / 2056);
+        assert_eq!(ring_lap(spsc, 8), (4 << 20) / 16);
+        assert_eq!(ring_lap(spsc, 9), (4 << 20) / 24);
+        assert_eq!(ring_lap("shm://b", 64), (1 << 20) / 72);
+        assert_eq!(
+            ring_lap("shm://b?ring=mpmc&capacity=256&slot=64KiB", 64),
+            256
+        );
+        assert_eq!(ring_lap("unix://@b", 64), 0);
+    }
 
     #[test]
     fn names_and_paths_get_the_tag_and_keep_the_query() {
