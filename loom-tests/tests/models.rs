@@ -615,10 +615,16 @@ fn mpmc_producer_killed_inside_publish_is_recovered() {
 /// and its CAS), and a live producer claims that position and publishes an empty message, which
 /// writes back the very length word the slot held before (0): an ABA that the length word's CAS
 /// in recovery cannot see. The consumer's recovery must learn from the live producer's moved-on
-/// intent that the claim was published (the stamp re-check in `Watcher::unblock`) and leave the
-/// slot alone; else it turns the live message into a skip and the empty message is lost.
-/// Without the re-check this fails at bound 2. (The Acquire/Release pair behind the re-check is
-/// argued, not modelled: loom returns the fresh stamp in every schedule; see .ci/loom-mutants.)
+/// intent (its next claim's, or withdrawn after a `Full`) that the claim was published (the
+/// stamp re-check in `Watcher::unblock`) and leave the slot alone; else it turns the live
+/// message into a skip and the empty message is lost.
+///
+/// The live producer and the consumer run in two threads that never synchronise except through
+/// the ring, so that in the schedule where the producer runs to its end first, the consumer's
+/// first look may read any of its stores (loom returns older values only to a thread that has
+/// not synchronised with the newer store and has not seen the older one before a yield). That
+/// is what lets a weakened Release of the intent (claim or withdraw) or of the `tail` CAS, or a
+/// weakened Acquire of the intent load, show as the stale stamp that clobbers the message.
 #[test]
 fn mpmc_live_claimer_races_recovery_on_a_dead_intent() {
     model(2, || {
@@ -629,17 +635,82 @@ fn mpmc_live_claimer_races_recovery_on_a_dead_intent() {
         halt_sender(&mut doomed, Halt::BeforeClaim);
         assert!(doomed.try_send(&[9]).is_err(), "halted before the claim");
         kill(doomed);
-        let t = thread::spawn(move || {
+        let p = thread::spawn(move || {
             live.send(&[]).unwrap();
             live.send(&[4]).unwrap(); // moves the live producer's intent on
-            live
+                                      // `Full` (withdrawing the intent) unless the consumer took the empty message.
+            let third = live.try_send(&[5]).is_ok();
+            (live, third)
         });
-        // Recovery first, before any load the receiver could see again after a yield (loom
-        // never returns a value a thread saw before it yielded, which would hide a stale stamp).
-        rx.check().unwrap();
-        assert_eq!(recv_recovering(&mut rx).unwrap(), Vec::<u8>::new());
-        assert_eq!(recv_recovering(&mut rx).unwrap(), [4]);
-        drop(t.join().unwrap());
+        let c = thread::spawn(move || {
+            // Recovery first, before any load the consumer could see again after a yield.
+            rx.check().unwrap();
+            assert_eq!(recv_recovering(&mut rx).unwrap(), Vec::<u8>::new());
+            assert_eq!(recv_recovering(&mut rx).unwrap(), [4]);
+            rx
+        });
+        let (live, third) = p.join().unwrap();
+        let mut rx = c.join().unwrap();
+        if third {
+            assert_eq!(recv_recovering(&mut rx).unwrap(), [5]);
+        }
+        drop(live);
+    });
+}
+
+/// The consumer side of the race above: a dead consumer's intent names position 0, which it
+/// never claimed, while a live consumer claims 0 and 1 (then finds the ring empty, withdrawing
+/// its intent) and a producer of the same thread refills 0's slot with a message of the same
+/// length as the one taken from it (so the length word reads as it did: an ABA). A producer in
+/// another thread, stuck on the full ring, recovers: it must learn from the live consumer's
+/// moved-on intent that slot 0 was freed, and not clear the new message's length word. The two
+/// threads synchronise only through the ring (see the model above), so a weakened Release of
+/// the consumer's intent (claim or withdraw) or of the `head` CAS shows as a stale stamp.
+#[test]
+fn mpmc_live_consumer_races_recovery_on_a_dead_intent() {
+    model(2, || {
+        let heap = mpmc_with(Wait::Spin);
+        let mut tx = heap.sender().unwrap();
+        let mut refill = heap.sender().unwrap();
+        let mut doomed = heap.receiver().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        tx.send(&[1]).unwrap();
+        tx.send(&[2]).unwrap();
+        halt_receiver(&mut doomed, Halt::BeforeClaim);
+        assert!(
+            doomed.try_recv_into(&mut Vec::new()).is_err(),
+            "halted before the claim"
+        );
+        kill(doomed);
+        let c = thread::spawn(move || {
+            let mut got = vec![recv(&mut rx).unwrap(), recv(&mut rx).unwrap()];
+            let mut buf = Vec::new();
+            if rx.try_recv_into(&mut buf).is_ok() {
+                got.push(buf);
+            }
+            refill.send(&[3]).unwrap();
+            (rx, refill, got)
+        });
+        let p = thread::spawn(move || {
+            for _ in 0..64 {
+                match tx.try_send(&[4]) {
+                    Ok(()) => return tx,
+                    Err(Error::Full) => {
+                        tx.check().unwrap();
+                        thread::yield_now();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            panic!("the sender never got past the full ring");
+        });
+        let (mut rx, _refill, mut got) = c.join().unwrap();
+        let _tx = p.join().unwrap();
+        while got.len() < 4 {
+            got.push(recv(&mut rx).unwrap());
+        }
+        got.sort();
+        assert_eq!(got, [vec![1], vec![2], vec![3], vec![4]]);
     });
 }
 

@@ -51,8 +51,8 @@
 //! * **The intent word.** The control block has one word per participant index (the channel
 //!   layer's liveness lock index, [`MAX_OWNERS`] of them, each on its own cache line). Right
 //!   before its claiming CAS a participant stores there the position it is about to claim and
-//!   its role (Release, and the CAS itself is Release, so whoever acquires the moved position
-//!   sees the intent). A participant whose call ends without a claim withdraws its intent
+//!   its role (the CAS itself is Release, so whoever acquires the moved position sees the
+//!   intent; see "The orderings recovery rests on"). A participant whose call ends without a claim withdraws its intent
 //!   (stores "none") before returning; a successful claim leaves it in place until the next
 //!   one. Participants that lost the CAS for the same position may name it too, for the few
 //!   instructions until their next attempt or their return.
@@ -93,6 +93,30 @@
 //! again after the intents) or makes the length word's CAS fail. One participant holds at most
 //! one *unmarked* claim at a time for this to hold: the claim its intent names, between the
 //! CAS and the mark, or inside `publish`. Every other claim it holds carries its owner mark.
+//!
+//! ## The orderings recovery rests on
+//! A survivor decides on an unmarked claim from words other participants wrote without any
+//! lock, so two inferences must hold, and each is carried by a Release/Acquire pair:
+//!
+//! * **A live claimer's intent is seen.** The claimer stores its intent before its claiming CAS,
+//!   which is Release; the survivor reads the moved position with Acquire
+//!   (`Watcher::claimed_tail` / `claimed_head`) before it reads the intents. Without this, a
+//!   survivor could find only a dead participant's intent naming the position (a CAS loser, or
+//!   one that died before its CAS) and free a live claimer's slot.
+//! * **An intent that moved on means the claim was finished.** A claimer's next intent, or its
+//!   withdrawal ("none"), is stored with Release after the stamp store that finished its claim,
+//!   and the survivor loads the intents with Acquire, so the stamp re-check after them sees the
+//!   finished claim. The length word's CAS cannot stand in for this: a producer that publishes
+//!   an empty message writes back the very word the slot held before (0), an ABA, and a
+//!   consumer's slot refilled a lap later with a message of the same length reads the same.
+//!
+//! Each of these orderings is a mutant of `.ci/loom-mutants`, caught by
+//! `mpmc_live_claimer_races_recovery_on_a_dead_intent` (producers) or
+//! `mpmc_live_consumer_races_recovery_on_a_dead_intent` (consumers): there the live side and
+//! the recovering side synchronise only through the ring, so loom may return stale values to
+//! the survivor. The other loads of recovery only name candidates (a position, a stamp, the
+//! length word), which the CASes of `release_slot` re-check against the latest values: they
+//! are Relaxed.
 //!
 //! ## Batches
 //! A producer may hold several claims at once ([`Producer::stage`]): each is marked right
@@ -387,9 +411,9 @@ pub enum Halt {
     AfterClaim,
     /// A producer's `publish` returns after the length store, before the stamp store.
     InPublish,
-    /// A producer right after its intent store, before the claiming CAS (a participant that
-    /// dies before claiming, or a CAS loser that dies before withdrawing): the claim fails
-    /// with `Corrupted` and leaves an intent that names a position it never held.
+    /// Right after the intent store, before the claiming CAS (a participant that dies before
+    /// claiming, or a CAS loser that dies before withdrawing): the claim fails with `Corrupted`
+    /// and leaves an intent that names a position it never held.
     BeforeClaim,
 }
 
@@ -552,22 +576,42 @@ pub type Alive<'a> = &'a mut dyn FnMut(bool, u16) -> Result<bool>;
 impl Watcher {
     /// For a consumer: the slot at `head`, if it is claimed by a producer and still unwritten.
     fn blocked_consumer(&self) -> Option<Blocked> {
-        let ctrl = self.ring.ctrl();
-        // Acquire (both): pairs with the Release CAS of the positions, so that the intent
-        // word the claimer stored before its CAS is visible to `unblock`.
-        let head = ctrl.head.load(Ordering::Acquire);
-        let tail = ctrl.tail.load(Ordering::Acquire);
-        self.producer_claim_at(head, tail)
+        // Relaxed: `head` only names the candidate position; what `unblock` decides on is the
+        // producers' claims, seen through `claimed_tail`.
+        let head = self.ring.ctrl().head.load(Ordering::Relaxed);
+        self.producer_claim_at(head, self.claimed_tail())
     }
 
-    /// Position `pos` as a claimed and unwritten slot, if it is one (`tail` read after the
-    /// caller's Acquire of the position that makes `pos` relevant).
+    /// `tail`, acquired: pairs with the Release CAS of `tail` in `Producer::claim` (and the
+    /// RMWs after it, a release sequence), so that the intent word every producer stored
+    /// before a claim up to the value read is visible to `unblock`: without it a live claimer's
+    /// intent could be missed beside a dead participant's that names the same position
+    /// (caught by `mpmc_live_claimer_races_recovery_on_a_dead_intent`).
+    #[inline]
+    fn claimed_tail(&self) -> u64 {
+        self.ring.ctrl().tail.load(Ordering::Acquire)
+    }
+
+    /// `head`, acquired: as [`claimed_tail`](Self::claimed_tail), for the consumers' claims
+    /// (pairs with the Release CAS of `head` in `Consumer::claim`; caught by
+    /// `mpmc_live_consumer_races_recovery_on_a_dead_intent`).
+    #[inline]
+    fn claimed_head(&self) -> u64 {
+        self.ring.ctrl().head.load(Ordering::Acquire)
+    }
+
+    /// Position `pos` as a claimed and unwritten slot, if it is one (`tail` from
+    /// [`claimed_tail`](Self::claimed_tail)).
     fn producer_claim_at(&self, pos: u64, tail: u64) -> Option<Blocked> {
         let claimed = tail.wrapping_sub(pos);
         if claimed == 0 || claimed > self.ring.slots {
             return None;
         }
-        if self.ring.stamp(pos).load(Ordering::Acquire) != pos {
+        // Relaxed: a candidate only. A stale stamp or length word read here frees nothing that
+        // is not the claim it names: the length word is cleared by a CAS from the value read
+        // (an RMW, which fails if the word moved on), the stamp by a CAS from `pos` (the same),
+        // and `unblock` re-reads the stamp after the intents' Acquire.
+        if self.ring.stamp(pos).load(Ordering::Relaxed) != pos {
             return None;
         }
         Some(Blocked {
@@ -580,10 +624,9 @@ impl Watcher {
 
     /// For a producer: the slot at `tail`, if last lap's consumer claimed it and never freed it.
     fn blocked_producer(&self) -> Option<Blocked> {
-        let ctrl = self.ring.ctrl();
-        let tail = ctrl.tail.load(Ordering::Acquire);
-        let head = ctrl.head.load(Ordering::Acquire);
-        self.consumer_claim_at(tail.wrapping_sub(self.ring.slots), head)
+        // Relaxed: `tail` only names the candidate (see `blocked_consumer`).
+        let tail = self.ring.ctrl().tail.load(Ordering::Relaxed);
+        self.consumer_claim_at(tail.wrapping_sub(self.ring.slots), self.claimed_head())
     }
 
     /// Position `pos` as a slot claimed by a consumer and not yet freed, if it is one.
@@ -594,7 +637,8 @@ impl Watcher {
             return None;
         }
         let written = pos.wrapping_add(1);
-        if self.ring.stamp(pos).load(Ordering::Acquire) != written {
+        // Relaxed: a candidate only (see `producer_claim_at`).
+        if self.ring.stamp(pos).load(Ordering::Relaxed) != written {
             return None;
         }
         Some(Blocked {
@@ -688,8 +732,9 @@ impl Watcher {
             return Ok(Unblock::Nothing);
         }
         // A live claimer that finished after our first look has stored its stamp before its
-        // next intent (both Release), so it shows here.
-        if self.ring.stamp(b.pos).load(Ordering::Acquire) != b.stamp {
+        // next intent (or its withdrawal), both Release; the intent load above acquired that,
+        // so coherence alone makes the stamp store visible to this load: Relaxed suffices.
+        if self.ring.stamp(b.pos).load(Ordering::Relaxed) != b.stamp {
             return Ok(Unblock::Nothing);
         }
         Ok(
@@ -709,12 +754,15 @@ impl Watcher {
     /// whether the intent is still pending.
     pub fn clear_owned_by(&self, owner: u16, alive: Alive<'_>) -> Result<(usize, bool)> {
         let ctrl = self.ring.ctrl();
-        let tail = ctrl.tail.load(Ordering::Acquire);
+        // Relaxed (this load, the stamps and the intent below): the caller has just taken the
+        // dead owner's liveness lock, which orders everything the owner stored before it died
+        // before these loads; the marks are then cleared by CAS, as in `unblock`.
+        let tail = ctrl.tail.load(Ordering::Relaxed);
         let mut cleared = 0;
         for back in 1..=self.ring.slots {
             // Every position a producer or consumer of the last lap may still hold.
             let pos = tail.wrapping_sub(back);
-            let stamp = self.ring.stamp(pos).load(Ordering::Acquire);
+            let stamp = self.ring.stamp(pos).load(Ordering::Relaxed);
             let by_producer = if stamp == pos {
                 true
             } else if stamp == pos.wrapping_add(1) {
@@ -737,18 +785,18 @@ impl Watcher {
         let Some(intent) = ctrl.intent(owner) else {
             return Ok((cleared, false));
         };
-        let word = intent.load(Ordering::Acquire);
+        let word = intent.load(Ordering::Relaxed);
         if word == NO_INTENT {
             return Ok((cleared, false));
         }
         let v = word.wrapping_sub(1);
         let (pos, consumer) = (v >> 1, v & 1 == 1);
+        // Live participants may name the same position: their intents must be visible to
+        // `unblock`, as for a blocked side.
         let blocked = if consumer {
-            let head = ctrl.head.load(Ordering::Acquire);
-            self.consumer_claim_at(pos, head)
+            self.consumer_claim_at(pos, self.claimed_head())
         } else {
-            let tail = ctrl.tail.load(Ordering::Acquire);
-            self.producer_claim_at(pos, tail)
+            self.producer_claim_at(pos, self.claimed_tail())
         };
         let Some(b) = blocked else {
             return Ok((cleared, false));
@@ -902,7 +950,8 @@ impl Producer {
     fn intend(&self, pos: u64) {
         if let Some(w) = self.ring.ctrl().intent(self.owner) {
             // Release: a survivor that reads a later intent of ours sees our stamp stores
-            // before it (`Watcher::unblock`).
+            // before it (`Watcher::unblock`'s stamp re-check; caught by
+            // `mpmc_live_claimer_races_recovery_on_a_dead_intent`).
             w.store(intent_word(pos, Self::CONSUMES), Ordering::Release);
         }
     }
@@ -914,6 +963,8 @@ impl Producer {
             return; // "killed": a dead process withdraws nothing
         }
         if let Some(w) = self.ring.ctrl().intent(self.owner) {
+            // Release: as in `intend`, a survivor that reads "none" sees the stamp stores of
+            // our claims before it (withdrawn after a producer's `Full`).
             w.store(NO_INTENT, Ordering::Release);
         }
     }
@@ -1031,8 +1082,9 @@ impl Producer {
                     self.stop();
                     return Err(Error::Corrupted("halted before the claim (loom)"));
                 }
-                // Release: orders the intent store before the claim (a survivor that acquires
-                // the moved `tail` sees it). The slot itself was handed over by the stamp.
+                // Release: orders the intent store before the claim: pairs with the Acquire
+                // load in `Watcher::claimed_tail`, so a survivor that sees the moved `tail` sees
+                // our intent. The slot itself was handed over by the stamp.
                 match ctrl.tail.compare_exchange(
                     pos,
                     pos.wrapping_add(1),
@@ -1224,7 +1276,8 @@ impl Consumer {
     fn intend(&self, pos: u64) {
         if let Some(w) = self.ring.ctrl().intent(self.owner) {
             // Release: a survivor that reads a later intent of ours sees our stamp stores
-            // before it (`Watcher::unblock`).
+            // (the free) before it (`Watcher::unblock`'s stamp re-check; caught by
+            // `mpmc_live_consumer_races_recovery_on_a_dead_intent`).
             w.store(intent_word(pos, Self::CONSUMES), Ordering::Release);
         }
     }
@@ -1236,6 +1289,8 @@ impl Consumer {
             return; // "killed": a dead process withdraws nothing
         }
         if let Some(w) = self.ring.ctrl().intent(self.owner) {
+            // Release: as in `intend`, a survivor that reads "none" sees the stamp stores of
+            // our claims before it (withdrawn after a consumer's `Empty`).
             w.store(NO_INTENT, Ordering::Release);
         }
     }
@@ -1325,6 +1380,12 @@ impl Consumer {
             if diff == 0 {
                 // As in `Producer::try_reserve`: the intent first, the claim (Release) after.
                 self.intend(pos);
+                if self.halted(halt!(BeforeClaim)) {
+                    self.stop();
+                    return Err(Error::Corrupted("halted before the claim (loom)"));
+                }
+                // Release: pairs with the Acquire load in `Watcher::claimed_head` (our intent
+                // is visible to whoever sees the moved `head`).
                 match ctrl.head.compare_exchange(
                     pos,
                     pos.wrapping_add(1),
