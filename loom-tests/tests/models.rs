@@ -637,8 +637,9 @@ fn mpmc_live_claimer_races_recovery_on_a_dead_intent() {
         kill(doomed);
         let p = thread::spawn(move || {
             live.send(&[]).unwrap();
-            live.send(&[4]).unwrap(); // moves the live producer's intent on
-                                      // `Full` (withdrawing the intent) unless the consumer took the empty message.
+            // Moves the live producer's intent on.
+            live.send(&[4]).unwrap();
+            // `Full` (withdrawing the intent) unless the consumer took the empty message.
             let third = live.try_send(&[5]).is_ok();
             (live, third)
         });

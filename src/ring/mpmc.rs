@@ -52,10 +52,10 @@
 //!   layer's liveness lock index, [`MAX_OWNERS`] of them, each on its own cache line). Right
 //!   before its claiming CAS a participant stores there the position it is about to claim and
 //!   its role (the CAS itself is Release, so whoever acquires the moved position sees the
-//!   intent; see "The orderings recovery rests on"). A participant whose call ends without a claim withdraws its intent
-//!   (stores "none") before returning; a successful claim leaves it in place until the next
-//!   one. Participants that lost the CAS for the same position may name it too, for the few
-//!   instructions until their next attempt or their return.
+//!   intent; see "The orderings recovery rests on"). A participant whose call ends without a
+//!   claim withdraws its intent (stores "none") before returning; a successful claim leaves it
+//!   in place until the next one. Participants that lost the CAS for the same position may
+//!   name it too, for the few instructions until their next attempt or their return.
 //! * **The owner mark.** Right after its claim a participant writes an owner mark
 //!   (`PRODUCER_MARK` or `CONSUMER_MARK`, the position's low 32 bits, and its index) into the
 //!   slot's length word (a consumer has copied the length out by then).
