@@ -995,6 +995,11 @@ impl Consumer {
         }
     }
 
+    /// The place this reader holds (its liveness lock is `READER_BASE + place`).
+    pub fn place(&self) -> usize {
+        self.place
+    }
+
     /// Claims the next message. `Err(Empty)`: nothing yet. `Err(Disconnected)`: the writer
     /// left and everything it published was read. `Err(Lagged)`: `Overwrite` mode, the writer
     /// lapped this reader, which continues from the oldest retained message. `Err(Corrupted)`:
@@ -1189,6 +1194,14 @@ impl Consumer {
     #[inline]
     pub fn writer_may_wait(&self) -> bool {
         self.ring.policy == Overflow::Block
+    }
+}
+
+impl Drop for Consumer {
+    /// A reader end dropped without [`close`](Consumer::close) (its half failed to attach
+    /// after taking the place) frees its place, so that a `Block` writer does not wait for it.
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -1607,8 +1620,9 @@ mod tests {
             2,
             "the dead one counted out once, the newcomer in"
         );
-        drop(newcomer);
-        drop(dead);
+        // Both "die": their places stay as they are (no close).
+        std::mem::forget(newcomer);
+        std::mem::forget(dead);
         // Now the place holds the newcomer, at the newest message; the writer goes on.
         send(&mut p, &[4]).unwrap();
         // Detach for real: the newcomer "dies" too, a ring behind.
