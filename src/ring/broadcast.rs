@@ -1244,8 +1244,8 @@ pub struct BroadcastView {
 }
 
 /// Reads the control block at `ctrl` of a ring of `slots` slots without attaching, for
-/// monitoring: `head` is the slowest active reader's cursor (`tail` when none), `used` how far
-/// it is behind. Each word is read at its field's offset in the real `#[repr(C)]` block
+/// monitoring: `head` is the slowest active reader's cursor (`tail` when none; in `Overwrite`
+/// mode at least `tail - slots`, the oldest message retained), `used` how far it is behind. Each word is read at its field's offset in the real `#[repr(C)]` block
 /// (`offset_of!`), one at a time (Relaxed), and may be anything a hostile peer wrote.
 ///
 /// # Safety
@@ -1266,13 +1266,18 @@ pub unsafe fn observe(ctrl: NonNull<u8>, slots: u64) -> crate::ring::layout::Rin
             peek_u32(ctrl, peers + offset_of!(Peers, joined)),
         )
     };
-    let head = v
+    let mut head = v
         .readers
         .iter()
         .filter(|r| r.active && r.cursor <= v.tail)
         .map(|r| r.cursor)
         .min()
         .unwrap_or(v.tail);
+    if v.policy == Some(Overflow::Overwrite) {
+        // A lapped reader's cursor may be any distance behind; what it can still read is the
+        // newest ring of messages (`BroadcastView::readers` has the real lags).
+        head = head.max(v.tail.saturating_sub(slots));
+    }
     RingView {
         head,
         tail: v.tail,
