@@ -315,6 +315,7 @@ impl BroadcastControl {
         self.peers.senders.fetch_sub(1, Ordering::Release);
     }
 
+    #[inline]
     fn gone(&self, count: &AtomicU32, bit: u32) -> bool {
         // Acquire: pairs with the Release `fetch_or` in `join_sender` / `activate`.
         self.peers.joined.load(Ordering::Acquire) & bit != 0
@@ -374,6 +375,7 @@ pub fn validate_geometry(slots: u64, slot_size: u64) -> Result<()> {
 }
 
 /// Bytes from one slot to the next: stamp, length and payload, padded to 8.
+#[inline]
 pub fn slot_stride(slot_size: u64) -> u64 {
     SLOT_HEADER + align8(slot_size)
 }
@@ -391,6 +393,8 @@ struct Ring {
     data: NonNull<u8>,
     slots: u64,
     slot_size: u64,
+    /// `slot_stride(slot_size)`, computed once.
+    stride: u64,
     policy: Overflow,
     history: u64,
 }
@@ -427,11 +431,13 @@ impl Ring {
             data,
             slots,
             slot_size,
+            stride: slot_stride(slot_size),
             policy,
             history,
         })
     }
 
+    #[inline]
     fn ctrl(&self) -> &BroadcastControl {
         // SAFETY: valid per `Ring::new`'s contract; the control block holds only atomics, so a
         // shared reference is sound while other processes write it.
@@ -447,13 +453,9 @@ impl Ring {
     #[inline]
     fn slot(&self, pos: u64) -> *mut u8 {
         let i = pos & self.mask();
-        // SAFETY: `i < slots`, so the slot lies inside the `data_len` bytes that `Ring::new`'s
-        // contract keeps valid.
-        unsafe {
-            self.data
-                .as_ptr()
-                .add((i * slot_stride(self.slot_size)) as usize)
-        }
+        // SAFETY: `i < slots` and `stride` is `slot_stride(slot_size)`, so the slot lies inside
+        // the `data_len` bytes that `Ring::new`'s contract keeps valid.
+        unsafe { self.data.as_ptr().add((i * self.stride) as usize) }
     }
 
     /// The stamp of the slot of position `pos` (module docs).
@@ -646,6 +648,7 @@ impl Producer {
     }
 
     /// The largest message (the slot size).
+    #[inline]
     pub fn max_message(&self) -> usize {
         self.ring.slot_size as usize
     }
@@ -739,6 +742,7 @@ impl Producer {
     }
 
     /// A pointer to the payload bytes of `grant`, for the caller to fill.
+    #[inline]
     pub fn payload(&self, grant: &Grant) -> *mut u8 {
         self.ring.payload(grant.pos)
     }
@@ -922,6 +926,7 @@ impl Consumer {
         })
     }
 
+    #[inline]
     fn my_place(&self) -> &Place {
         &self.ring.ctrl().places[self.place]
     }
@@ -932,6 +937,7 @@ impl Consumer {
     }
 
     /// The largest message (the slot size).
+    #[inline]
     pub fn max_message(&self) -> usize {
         self.ring.slot_size as usize
     }
@@ -1063,6 +1069,7 @@ impl Consumer {
 
     /// `Overwrite` mode: copies message `p` (stamp `stamp`, complete) into this reader's own
     /// buffer and validates the copy (module docs, "The stamp").
+    #[inline]
     fn copy_validated(&mut self, p: u64, stamp: u64) -> Result<Frame> {
         let ring = self.ring;
         let len = ring.len_word(p).load(Ordering::Relaxed);
@@ -1135,6 +1142,7 @@ impl Consumer {
     }
 
     /// A pointer to the payload of `frame` (`frame.len` bytes).
+    #[inline]
     pub fn payload(&self, frame: &Frame) -> *const u8 {
         if frame.buf == IN_SLOT {
             self.ring.payload(frame.pos)
