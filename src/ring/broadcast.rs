@@ -66,7 +66,9 @@
 //!
 //! A scan that missed S either loaded J2 after F (it retries, and the next scan, starting after
 //! F, sees S), or loaded J2 before F, so its W precedes M and the joiner starts at or after
-//! it. Either way the writer never uses a minimum above a live reader's cursor.
+//! it. Either way the writer never uses a minimum above a live reader's cursor. (One visible
+//! effect: with no reader attached the minimum follows the writer's own position, batch
+//! included, so a reader that joins while a batch is staged starts after that batch.)
 //!
 //! # Trust
 //! Stamps, lengths, positions, cursors and settings are read into locals and checked: a stamp
@@ -671,11 +673,11 @@ impl Producer {
         let t = self.t;
         // SeqCst: the handshake's total order (module docs).
         let published = ctrl.writer_min.load(Ordering::SeqCst);
-        let floor = if published <= t {
-            published
-        } else {
-            self.min.min(t)
-        };
+        // Above `t` only after a writer died inside a batch with no reader attached (its
+        // local position was ahead of `tail`), or if a peer scribbled it: no floor then. A
+        // joiner that started at such a value is ahead of the writer, and the scan counts it
+        // once the writer reaches it.
+        let floor = if published <= t { published } else { 0 };
         for _ in 0..MAX_RESCANS {
             let j1 = ctrl.joins.load(Ordering::SeqCst);
             // The history window acts as a reader `history` behind the writer.
@@ -1597,6 +1599,39 @@ mod tests {
             late.position()
         );
         assert!(late.position() >= 3);
+    }
+
+    #[test]
+    fn a_writer_dead_inside_a_batch_leaves_a_minimum_above_tail_that_is_not_trusted() {
+        let mut h = Heap::new(4, 8, Overflow::Block, 0);
+        let mut p = h.producer();
+        p.begin_batch();
+        for _ in 0..5 {
+            let g = p.try_reserve(1).unwrap(); // the 5th rescans: no reader, min = 4
+            p.stage(g, 1);
+        }
+        assert_eq!(h.ctrl.writer_min.load(Ordering::SeqCst), 4);
+        assert_eq!(h.ctrl.tail.load(Ordering::SeqCst), 0);
+        std::mem::forget(p); // dies: nothing published
+        let mut r = h.consumer();
+        assert_eq!(
+            r.position(),
+            4,
+            "the joiner does not start below the published minimum"
+        );
+        let mut p2 = h.producer();
+        assert_eq!(p2.position(), 0);
+        for i in 0..8u8 {
+            send(&mut p2, &[i]).unwrap();
+        }
+        assert!(
+            matches!(send(&mut p2, &[8]), Err(Error::Full)),
+            "the reader holds it"
+        );
+        // Positions 4.. were never overwritten under the reader.
+        for i in 4..8u8 {
+            assert_eq!(recv(&mut r).unwrap(), [i]);
+        }
     }
 
     #[test]
