@@ -38,13 +38,7 @@ fn main() {
             let mut tx = spsc::Sender::create(&name, spin.capacity(1 << 16)).expect("create");
             let mut rx = spsc::Receiver::open(&name).expect("open");
             match mode.as_str() {
-                "spsc-single" => {
-                    for _ in 0..n {
-                        tx.send(black_box(&msg)).unwrap();
-                        rx.recv_into(&mut buf).unwrap();
-                        black_box(&buf);
-                    }
-                }
+                "spsc-single" => spsc_single(&mut tx, &mut rx, &msg, &mut buf, n),
                 "spsc-guard" => {
                     for _ in 0..n {
                         tx.try_send(black_box(&msg)).unwrap();
@@ -101,5 +95,21 @@ fn main() {
             }
         }
         other => panic!("unknown mode {other:?}"),
+    }
+}
+
+/// Its own function, so that its loop is easy to find in the disassembly.
+#[inline(never)]
+fn spsc_single(
+    tx: &mut spsc::Sender,
+    rx: &mut spsc::Receiver,
+    msg: &[u8; SIZE],
+    buf: &mut Vec<u8>,
+    n: usize,
+) {
+    for _ in 0..n {
+        tx.send(black_box(msg)).unwrap();
+        rx.recv_into(buf).unwrap();
+        black_box(&buf);
     }
 }
