@@ -246,13 +246,19 @@ pub fn raw_round_trip(
 /// The throughput limit for `size`-byte records: a raw two-process stream through a
 /// fixed-record ring in shared memory (4 MiB), the best of the simple designs tried (records
 /// with a shared tail and head, each side caching the other's index and publishing its own once
-/// per 64 records or when it must wait). The child copies each stamped record in; the parent
+/// per 64 records, or per eighth of the ring if that is fewer, or when it must wait). The child copies each stamped record in; the parent
 /// copies each out and checks the stamp: the same copies as a ring's `send` and `recv_into`,
 /// without headers, validation or wake-ups. Measured over about `budget`.
 pub fn raw_stream(size: usize, budget: Duration, cpus: [Option<usize>; 2]) -> Rate {
     let size = size.max(8);
     let slot = size.div_ceil(64) * 64;
     let slots = ((4usize << 20) / slot).max(2).next_power_of_two();
+    // Each side publishes its index every `every` records (or when it must wait). Once 64
+    // (the old fixed interval) was as many records as the ring holds (64 KiB and up), the
+    // producer published only a full ring and the consumer freed only an empty one: the two
+    // copies took turns instead of overlapping, so the "limit" fell below what a ring that
+    // publishes per message streams. An eighth of the ring keeps both sides busy.
+    let every = (slots as u64 / 8).clamp(1, 64);
     let mem = SharedAnon::new(128 + slots * slot);
     let base = mem.as_ptr();
     // SAFETY: as in `raw_round_trip`: the index lines and the records lie in the mapping, which
@@ -283,7 +289,7 @@ pub fn raw_stream(size: usize, budget: Duration, cpus: [Option<usize>; 2]) -> Ra
             // SAFETY: record `t` is free: the consumer's head is past its previous lap.
             unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), record(t), size) };
             t += 1;
-            if t % 64 == 0 {
+            if t % every == 0 {
                 tail.store(t, Ordering::Release);
             }
         }
@@ -310,7 +316,7 @@ pub fn raw_stream(size: usize, budget: Duration, cpus: [Option<usize>; 2]) -> Ra
         unsafe { std::ptr::copy_nonoverlapping(record(h), out.as_mut_ptr(), size) };
         assert_eq!(out[..8], h.to_le_bytes(), "raw stream record {h}");
         h += 1;
-        if h % 64 == 0 {
+        if h % every == 0 {
             head.store(h, Ordering::Release);
             if h % 4096 == 0 && t0.elapsed() >= budget {
                 break t0.elapsed().as_secs_f64();

@@ -264,7 +264,12 @@ struct LatencyRow {
     p99_ns: u64,
     p999_ns: u64,
     ratio_to_limit: f64,
+    /// p50 over the raw N-byte ping-pong's (`limit::raw_round_trip`, the same-work limit).
+    ratio_to_raw: f64,
 }
+
+/// Milliseconds of each raw N-byte ping-pong run in `latency`.
+const RAW_RTT_MS: u64 = 300;
 
 fn parse_wait(s: &str) -> Wait {
     match s {
@@ -362,9 +367,17 @@ fn main() {
             };
             // Interleave the runs so that a noisy moment hits every candidate alike.
             let mut limit_runs = Vec::new();
+            let mut raw_runs = Vec::new();
             let mut per_url: Vec<Vec<Summary>> = vec![Vec::new(); urls.len()];
             for _ in 0..runs.max(1) {
                 limit_runs.push(limit::cache_line_round_trip(iters, warmup, cpus));
+                // The same-work limit of issue 10: the N-byte buffer plus a flag, no ring.
+                raw_runs.push(limit::raw_round_trip(
+                    size,
+                    warmup,
+                    Duration::from_millis(RAW_RTT_MS),
+                    cpus,
+                ));
                 for (i, (_, u)) in urls.iter().enumerate() {
                     // At least one ring lap: its first touches are page faults.
                     let p = latency::Params {
@@ -379,7 +392,11 @@ fn main() {
                 }
             }
             let limit = median_summary(&limit_runs);
-            let mut named = vec![("cache-line limit".to_string(), limit)];
+            let raw = median_summary(&raw_runs);
+            let mut named = vec![
+                ("cache-line limit".to_string(), limit),
+                (format!("raw {size} B ping-pong (limit)"), raw),
+            ];
             for ((name, _), s) in urls.iter().zip(&per_url) {
                 named.push((name.clone(), median_summary(s)));
             }
@@ -392,6 +409,7 @@ fn main() {
                     p99_ns: s.p99_ns,
                     p999_ns: s.p999_ns,
                     ratio_to_limit: s.p50_ns as f64 / limit.p50_ns.max(1) as f64,
+                    ratio_to_raw: s.p50_ns as f64 / raw.p50_ns.max(1) as f64,
                 })
                 .collect();
             if json {
@@ -402,13 +420,13 @@ fn main() {
                     runs.max(1)
                 );
                 println!(
-                    "{:<34} {:>9} {:>9} {:>9} {:>9}",
-                    "", "p50 ns", "p99 ns", "p999 ns", "p50/limit"
+                    "{:<34} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                    "", "p50 ns", "p99 ns", "p999 ns", "p50/limit", "p50/raw"
                 );
                 for r in &rows {
                     println!(
-                        "{:<34} {:>9} {:>9} {:>9} {:>9.2}",
-                        r.name, r.p50_ns, r.p99_ns, r.p999_ns, r.ratio_to_limit
+                        "{:<34} {:>9} {:>9} {:>9} {:>9.2} {:>9.2}",
+                        r.name, r.p50_ns, r.p99_ns, r.p999_ns, r.ratio_to_limit, r.ratio_to_raw
                     );
                 }
             }

@@ -214,6 +214,17 @@ impl Ring {
         unsafe { self.data.as_ptr().add(off as usize) }
     }
 
+    /// A pointer to a payload at offset `off <= cap` (an empty frame's payload may start at
+    /// `cap`, one past the data: no branch for it).
+    #[inline(always)]
+    fn payload_at(&self, off: u64) -> *mut u8 {
+        debug_assert!(off <= self.cap);
+        // SAFETY: `off <= cap` (a grant's or a validated frame's payload offset), so the result
+        // lies in the data area or one past its end, which stays in bounds of the same
+        // allocation; a payload at `cap` is empty, so nothing is accessed through it.
+        unsafe { self.data.as_ptr().add(off as usize) }
+    }
+
     /// The header word at offset `off` (8-aligned, `< cap`), loaded once.
     #[inline]
     fn load_header(&self, off: u64, order: Ordering) -> u64 {
@@ -523,12 +534,7 @@ impl Producer {
     /// A pointer to the payload bytes of `grant`, for the caller to fill.
     #[inline]
     pub fn payload(&self, grant: &Grant) -> *mut u8 {
-        if grant.capacity == 0 {
-            // An empty frame's payload offset may be `cap`; any valid, aligned pointer will do
-            // for zero bytes.
-            return self.ring.data.as_ptr();
-        }
-        self.ring.at(grant.offset)
+        self.ring.payload_at(grant.offset)
     }
 
     /// Publishes the first `len` bytes of `grant` as one message.
@@ -706,12 +712,7 @@ impl Consumer {
     /// A pointer to the payload of `frame`.
     #[inline]
     pub fn payload(&self, frame: &Frame) -> *const u8 {
-        if frame.len == 0 {
-            // An empty frame at the very end has its payload offset at `cap`; any valid,
-            // aligned pointer will do for zero bytes.
-            return self.ring.data.as_ptr();
-        }
-        self.ring.at(frame.offset)
+        self.ring.payload_at(frame.offset)
     }
 
     /// Consumes `frame` (the one [`try_peek`](Self::try_peek) returned) and frees its bytes.

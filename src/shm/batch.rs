@@ -21,6 +21,7 @@ use super::flavor::{ConsumerEnd, Flavor, Grant as _, ProducerEnd};
 use super::half::{ConsumerFrame, ProducerGrant, Receiver, Sender};
 use super::WRITABLE;
 use crate::error::{Error, Result};
+use crate::ring::layout::copy_bytes;
 use crate::sync::wait::Until;
 
 impl<R: Flavor> Sender<R> {
@@ -159,7 +160,7 @@ impl<'a, R: Flavor> SendBatch<'a, R> {
         // SAFETY: the grant covers `msg.len()` bytes of the body that the ring's protocol gives
         // to this producer alone until the batch is published or given up; `msg` is our own
         // memory, so no overlap.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), end.payload(&grant), msg.len()) };
+        unsafe { copy_bytes(msg.as_ptr(), end.payload(&grant), msg.len()) };
         end.stage(grant, msg.len());
         self.staged += 1;
         Ok(())

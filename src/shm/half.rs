@@ -14,7 +14,7 @@ use super::site::Site;
 use super::{init_events, Events, READABLE, WRITABLE};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::ring::layout::align_up;
+use crate::ring::layout::{align_up, copy_bytes};
 use crate::segment::{Identity, Segment};
 use crate::sync::semaphore::SemSet;
 use crate::sync::wait::{block_on, Event, Sleep, Until, WaitPolicy};
@@ -692,16 +692,16 @@ impl<R: Flavor> Sender<R> {
         self.send_timeout(bytemuck::bytes_of(value), timeout)
     }
 
-    #[inline]
+    #[inline(always)]
     fn write_commit(&mut self, grant: ProducerGrant<R>, msg: &[u8]) {
         debug_assert!(msg.len() <= grant.capacity());
         // SAFETY: the grant covers `msg.len()` bytes of the body that the ring's protocol gives
         // to this producer alone until it commits; `msg` is our own memory, so no overlap.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), self.end.payload(&grant), msg.len()) };
+        unsafe { copy_bytes(msg.as_ptr(), self.end.payload(&grant), msg.len()) };
         self.commit(grant, msg.len());
     }
 
-    #[inline]
+    #[inline(always)]
     fn commit(&mut self, grant: ProducerGrant<R>, len: usize) {
         self.end.commit(grant, len);
         self.link.notify_readers();
@@ -990,7 +990,7 @@ impl<R: Flavor> Receiver<R> {
         Ok(bytemuck::pod_read_unaligned(&guard))
     }
 
-    #[inline]
+    #[inline(always)]
     fn copy_out(&mut self, frame: ConsumerFrame<R>, buf: &mut Vec<u8>) -> usize {
         let len = frame.len();
         buf.clear();
@@ -999,14 +999,14 @@ impl<R: Flavor> Receiver<R> {
         // protocol keeps them unchanged by honest producers until we release the frame; `buf`
         // has room for `len` bytes (reserved above) and is our own memory, so no overlap.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.end.payload(&frame), buf.as_mut_ptr(), len);
+            copy_bytes(self.end.payload(&frame), buf.as_mut_ptr(), len);
             buf.set_len(len);
         }
         self.release(frame);
         len
     }
 
-    #[inline]
+    #[inline(always)]
     fn release(&mut self, frame: ConsumerFrame<R>) {
         self.end.release(frame);
         if self.end.producer_may_wait() {

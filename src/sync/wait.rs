@@ -384,17 +384,25 @@ pub(crate) fn block_on<T>(
         _ => None,
     };
     let mut spins: u32 = 0;
-    // The slow path's one early look at the clock (~20 ns): the spin budget counts from here.
-    let start = Instant::now();
     let budget = policy.budget();
-    let spin_until = start.checked_add(budget);
     // Futex and semaphore waits sleep once the budget is spent (at once for a zero budget).
     let mut spun_out = budget.is_zero();
-    let done = |v: T| {
-        policy.learn(start.elapsed());
+    // The clock is first read at the first check, 32 spins in (at once when sleeping at once):
+    // a look costs ~20 ns, and a wait that ends within a few spins (the other half of a round
+    // trip arriving) would pay it on the critical path, twice with the learning below. So the
+    // budget counts from that first look, and a wait that ended before it is learned as zero
+    // (it was shorter than 32 spins, well inside the smallest budget).
+    let mut start: Option<Instant> = None;
+    let mut spin_until: Option<Instant> = None;
+    // Only an adaptive futex or semaphore budget learns; a spin wait never sleeps.
+    let learns = wait != Wait::Spin && policy.spin.is_none();
+    let done = |v: T, start: Option<Instant>| {
+        if learns {
+            policy.learn(start.map_or(Duration::ZERO, |s| s.elapsed()));
+        }
         Ok(v)
     };
-    // Set at the first look at the clock: reading it costs ~20 ns, too much for the fast path.
+    // Set at the first look at the clock.
     let mut next_check: Option<Option<Instant>> = None;
     loop {
         let sleepy = wait != Wait::Spin && (cfg!(shmring_loom) || spun_out);
@@ -408,12 +416,16 @@ pub(crate) fn block_on<T>(
             // Look at the clock (budget, deadline, liveness) every 32 spins.
             if spins % 32 != 0 {
                 if let Some(v) = not_ready(attempt())? {
-                    return done(v);
+                    return done(v, start);
                 }
                 continue;
             }
         }
         let now = Instant::now();
+        if start.is_none() {
+            start = Some(now);
+            spin_until = now.checked_add(budget);
+        }
         spun_out = spun_out || spin_until.is_some_and(|at| now >= at);
         if let Some(d) = deadline {
             if now >= d {
@@ -438,10 +450,10 @@ pub(crate) fn block_on<T>(
                 slice = slice.min(d.saturating_duration_since(now));
             }
             if let Some(v) = event.sleep(how, slice, &mut attempt)? {
-                return done(v);
+                return done(v, start);
             }
         } else if let Some(v) = not_ready(attempt())? {
-            return done(v);
+            return done(v, start);
         }
     }
 }
