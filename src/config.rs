@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::ring::broadcast::{Overflow, MAX_READERS};
 use crate::ring::mpmc::{MAX_PEERS, MAX_SLOTS, MAX_SLOT_SIZE, MIN_SLOTS};
 use crate::ring::spsc::{MAX_CAPACITY, MIN_CAPACITY};
 use crate::sync::Wait;
@@ -26,7 +27,11 @@ const DEFAULT_MPMC_SLOTS: u64 = 1024;
 /// | [`capacity`](Self::capacity), SPSC (data bytes) | 64 B ..= 4 GiB | up to a power of two |
 /// | [`capacity`](Self::capacity), MPMC (slots) | 2 ..= 16 Mi slots | up to a power of two |
 /// | [`slot_size`](Self::slot_size) (MPMC) | 1 B ..= 16 MiB | none |
+/// | [`capacity`](Self::capacity), broadcast (slots) | 2 ..= 16 Mi slots | up to a power of two |
+/// | [`slot_size`](Self::slot_size) (broadcast) | 1 B ..= 16 MiB | none |
 /// | [`max_senders`](Self::max_senders), [`max_receivers`](Self::max_receivers) (MPMC) | 1 ..= 1024 | none |
+/// | [`max_receivers`](Self::max_receivers) (broadcast; one sender) | 1 ..= 1024 | none |
+/// | [`history`](Self::history) (broadcast) | 0 ..= slots - 1 | none |
 ///
 /// Durations accept anything, [`Duration::MAX`] included, which means "no deadline" (see each
 /// method). An MPMC segment is about `slots × (slot_size + 8)` bytes, all reserved at create:
@@ -59,7 +64,7 @@ const DEFAULT_MPMC_SLOTS: u64 = 1024;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// `None`: the ring's default (1 MiB of data for SPSC, 1024 slots for MPMC).
+    /// `None`: the ring's default (1 MiB of data for SPSC, 1024 slots for MPMC and broadcast).
     pub(crate) capacity: Option<u64>,
     pub(crate) slot_size: u64,
     pub(crate) max_senders: u32,
@@ -73,6 +78,10 @@ pub struct Config {
     pub(crate) spin_budget: Option<Duration>,
     /// Uids and groups trusted besides this process's effective uid.
     pub(crate) trust: Trust,
+    /// Broadcast: what the sender does when the slowest receiver is a ring behind.
+    pub(crate) overflow: Overflow,
+    /// Broadcast: messages a new receiver finds already there.
+    pub(crate) history: u64,
 }
 
 impl Default for Config {
@@ -89,14 +98,17 @@ impl Default for Config {
             liveness_interval: Duration::from_millis(10),
             spin_budget: None,
             trust: Trust::default(),
+            overflow: Overflow::Block,
+            history: 0,
         }
     }
 }
 
 impl Config {
     /// Ring size: data bytes for SPSC (64 B..=4 GiB, rounded up to a power of two; the
-    /// largest message is this minus 16; default 1 MiB), slot count for MPMC (2..=16 Mi,
-    /// rounded up to a power of two; default 1024). Outside the range, create fails with
+    /// largest message is this minus 16; default 1 MiB), slot count for MPMC and broadcast
+    /// (2..=16 Mi, rounded up to a power of two; default 1024). Outside the range, create fails
+    /// with
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = Some(capacity);
@@ -112,8 +124,9 @@ impl Config {
         self
     }
 
-    /// MPMC: the most receiver handles that may be attached at once. Default 16; 1..=1024,
-    /// as for [`max_senders`](Self::max_senders).
+    /// MPMC and broadcast: the most receiver handles that may be attached at once (each holds
+    /// a reader place and a liveness lock of its own). Default 16; 1..=1024, as for
+    /// [`max_senders`](Self::max_senders). A broadcast channel has one sender.
     pub fn max_receivers(mut self, n: u32) -> Self {
         self.max_receivers = n;
         self
@@ -125,6 +138,48 @@ impl Config {
     pub fn slot_size(mut self, bytes: u64) -> Self {
         self.slot_size = bytes;
         self
+    }
+
+    /// Broadcast: what the sender does when the slowest receiver is a whole ring behind,
+    /// recorded in the segment by its creator. [`Overflow::Block`] (the default) waits for it
+    /// (a receiver that died is detached within the liveness interval);
+    /// [`Overflow::Overwrite`] never waits, and a receiver that was lapped gets
+    /// [`Error::Lagged`](crate::Error::Lagged) once. Unused by SPSC and MPMC.
+    pub fn overflow(mut self, policy: Overflow) -> Self {
+        self.overflow = policy;
+        self
+    }
+
+    /// Broadcast: a receiver that joins finds up to the newest `n` messages already sent
+    /// (default 0: it sees what is sent after it joined). At most the slot count minus one,
+    /// else creating the segment fails with
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig). In [`Overflow::Block`] mode the
+    /// sender keeps those `n` messages as if a receiver were `n` behind it.
+    pub fn history(mut self, n: u64) -> Self {
+        self.history = n;
+        self
+    }
+
+    /// The broadcast settings `(overflow, history)` for a ring of `slots` slots, checked.
+    pub(crate) fn broadcast_settings(&self, slots: u64) -> Result<(Overflow, u64)> {
+        if self.history >= slots {
+            return Err(Error::InvalidConfig(format!(
+                "broadcast history {} is not below the slot count {slots} (raise the capacity)",
+                self.history
+            )));
+        }
+        Ok((self.overflow, self.history))
+    }
+
+    /// The broadcast reader maximum, checked against 1..=1024.
+    pub(crate) fn reader_maximum(&self) -> Result<u32> {
+        if !(1..=MAX_READERS).contains(&self.max_receivers) {
+            return Err(Error::InvalidConfig(format!(
+                "max_receivers {} is outside 1..={MAX_READERS}",
+                self.max_receivers
+            )));
+        }
+        Ok(self.max_receivers)
     }
 
     /// The wait strategy, recorded in the segment by its creator.

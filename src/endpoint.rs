@@ -1,6 +1,7 @@
 //! Endpoints: a transport chosen at run time by URL.
 //!
-//! This module sits above the shared-memory channels ([`crate::spsc`], [`crate::mpmc`]) and the
+//! This module sits above the shared-memory channels ([`crate::spsc`], [`crate::mpmc`],
+//! [`crate::broadcast`]) and the
 //! fallback transports ([`crate::transport`]); nothing below it imports it. [`listen`] makes the
 //! receiving side: it creates the endpoint (the shared-memory segment, the FIFO, the socket,
 //! the queue) and removes it when dropped. [`connect`] makes the sending side, which opens what
@@ -10,7 +11,7 @@
 //!
 //! | URL | transport | options |
 //! |-----|-----------|---------|
-//! | `shm://name?ring=spsc&capacity=1MiB&wait=futex` | [`crate::spsc`] or [`crate::mpmc`] ring | `ring` (`spsc`, `mpmc`), `capacity`, `slot`, `wait` (`spin`, `futex`, `semaphore`), `spin` (spin budget: `auto`, or `0`, `500ns`, `20us`, `1ms`); `allow_uid`, `allow_gid` |
+//! | `shm://name?ring=spsc&capacity=1MiB&wait=futex` | [`crate::spsc`], [`crate::mpmc`] or [`crate::broadcast`] ring | `ring` (`spsc`, `mpmc`, `broadcast`), `capacity`, `slot`, `wait` (`spin`, `futex`, `semaphore`), `spin` (spin budget: `auto`, or `0`, `500ns`, `20us`, `1ms`); broadcast only: `policy` (`block`, `overwrite`), `history` (messages a new receiver finds); `allow_uid`, `allow_gid` |
 //! | `pipe:` or `pipe:FD` | [`crate::transport::pipe`] (inherited descriptor; `pipe:` = stdin / stdout) | `max` |
 //! | `fifo:///path` | [`crate::transport::fifo`] | `max`; `allow_uid`, `allow_gid` |
 //! | `unix:///path`, `unix://@abstract` | [`crate::transport::unix`] stream | `max`; `allow_uid`, `allow_gid` |
@@ -79,7 +80,8 @@ use crate::transport::unix::{UnixAddress, UnixKind};
 use crate::transport::{DEFAULT_PACKET_MAX, DEFAULT_STREAM_MAX};
 use crate::trust::Trust;
 
-/// Which shared-memory ring an `shm://` endpoint names (`ring=spsc` or `ring=mpmc`).
+/// Which shared-memory ring an `shm://` endpoint names (`ring=spsc`, `ring=mpmc` or
+/// `ring=broadcast`).
 ///
 /// This is the one ring-kind enum of the crate: the segment header records the same value.
 pub use crate::segment::RingKind;
@@ -364,15 +366,42 @@ impl Endpoint {
                 let q = Query::parse(
                     url,
                     query,
-                    &with_trust_keys(&["ring", "capacity", "slot", "wait", "spin"]),
+                    &with_trust_keys(&[
+                        "ring", "capacity", "slot", "wait", "spin", "policy", "history",
+                    ]),
                     scheme,
                 )?;
                 let ring = match q.get("ring") {
                     None | Some("spsc") => RingKind::Spsc,
                     Some("mpmc") => RingKind::Mpmc,
-                    Some(r) => return Err(bad(url, format!("ring={r}: expected spsc or mpmc"))),
+                    Some("broadcast") => RingKind::Broadcast,
+                    Some(r) => {
+                        return Err(bad(
+                            url,
+                            format!("ring={r}: expected spsc, mpmc or broadcast"),
+                        ))
+                    }
                 };
                 let mut config = Config::default();
+                if ring != RingKind::Broadcast {
+                    for key in ["policy", "history"] {
+                        if q.get(key).is_some() {
+                            return Err(bad(url, format!("{key}= applies to ring=broadcast only")));
+                        }
+                    }
+                }
+                match q.get("policy") {
+                    None | Some("block") => {}
+                    Some("overwrite") => {
+                        config = config.overflow(crate::broadcast::Overflow::Overwrite)
+                    }
+                    Some(p) => {
+                        return Err(bad(url, format!("policy={p}: expected block or overwrite")))
+                    }
+                }
+                if let Some(h) = q.size("history")? {
+                    config = config.history(h);
+                }
                 if let Some(c) = q.size("capacity")? {
                     config = config.capacity(c);
                 }
@@ -568,6 +597,11 @@ impl Endpoint {
                 ring: RingKind::Mpmc,
                 config,
             } => Box::new(crate::mpmc::Receiver::create(name, config.clone())?),
+            Endpoint::Shm {
+                name,
+                ring: RingKind::Broadcast,
+                config,
+            } => Box::new(crate::broadcast::Receiver::create(name, config.clone())?),
             Endpoint::Pipe { fd, max } => Box::new(pipe::PipeReceiver::from_inherited(
                 fd.unwrap_or(libc::STDIN_FILENO),
                 *max,
@@ -607,6 +641,11 @@ impl Endpoint {
                 ring: RingKind::Mpmc,
                 config,
             } => Box::new(crate::mpmc::Sender::open_with(name, config.clone())?),
+            Endpoint::Shm {
+                name,
+                ring: RingKind::Broadcast,
+                config,
+            } => Box::new(crate::broadcast::Sender::open_with(name, config.clone())?),
             Endpoint::Pipe { fd, max } => Box::new(pipe::PipeSender::from_inherited(
                 fd.unwrap_or(libc::STDOUT_FILENO),
                 *max,
@@ -996,5 +1035,35 @@ mod tests {
         let mut buf = Vec::new();
         rx.recv_into(&mut buf).unwrap();
         assert_eq!(buf, b"over mpmc");
+    }
+
+    #[test]
+    fn broadcast_by_url() {
+        let url = format!(
+            "shm://chan-bcast-{}?ring=broadcast&capacity=16&slot=64&policy=overwrite&history=3",
+            std::process::id()
+        );
+        match Endpoint::parse(&url).unwrap() {
+            Endpoint::Shm { ring, config, .. } => {
+                assert_eq!(ring, RingKind::Broadcast);
+                assert_eq!(config.overflow, crate::broadcast::Overflow::Overwrite);
+                assert_eq!(config.history, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut rx = crate::listen(&url).unwrap();
+        let mut tx = crate::connect(&url).unwrap();
+        assert_eq!(tx.max_message_size(), 64);
+        tx.send(b"over broadcast").unwrap();
+        let mut buf = Vec::new();
+        rx.recv_into(&mut buf).unwrap();
+        assert_eq!(buf, b"over broadcast");
+        let reason = |u: &str| match Endpoint::parse(u) {
+            Err(Error::InvalidUrl { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(reason("shm://x?ring=broadcast&policy=drop").contains("block or overwrite"));
+        assert!(reason("shm://x?ring=mpmc&history=2").contains("ring=broadcast only"));
+        assert!(reason("shm://x?ring=fanout").contains("broadcast"));
     }
 }

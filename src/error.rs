@@ -31,6 +31,14 @@ pub enum Error {
     /// has drained every message the dead peer committed.
     #[error("the peer process died; reopen the channel once a new peer is running")]
     PeerDead,
+    /// A broadcast receiver of an [`Overflow::Overwrite`](crate::broadcast::Overflow) channel
+    /// fell a whole ring behind the sender: `missed` messages were overwritten before it read
+    /// them. Reported once; the next call returns the oldest message still in the ring.
+    #[error("this receiver fell behind and {missed} messages were overwritten before it read them; the next receive continues with the oldest one still retained (read faster, or create the channel with a larger capacity or Overflow::Block)")]
+    Lagged {
+        /// How many messages this receiver skipped.
+        missed: u64,
+    },
     /// A message larger than the channel can ever hold.
     #[error("message of {size} bytes exceeds the channel's maximum of {max} bytes; raise the capacity or split the message")]
     TooLarge {

@@ -30,7 +30,7 @@ pub use crate::ring::layout::RingView;
 pub use crate::segment::{HeaderSnapshot, RingKind};
 
 use crate::error::{Error, Result};
-use crate::ring::{mpmc, spsc};
+use crate::ring::{broadcast, mpmc, spsc};
 use crate::segment::{
     normalize_name, side_locked, Header, Segment, CONTROL_OFFSET, HEADER_LEN, MAGIC, RECEIVER,
     SENDER, VERSION,
@@ -39,13 +39,20 @@ use crate::segment::{
 /// Where POSIX shared memory lives on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
 
-/// Bytes read from the start of a file: the header and the larger of the two control blocks.
+/// Bytes read from the start of a file: the header and the largest control block.
 pub const READ_LEN: usize = CONTROL_OFFSET
-    + if spsc::CONTROL_LEN > mpmc::CONTROL_LEN {
-        spsc::CONTROL_LEN
+    + max(
+        max(spsc::CONTROL_LEN, mpmc::CONTROL_LEN),
+        broadcast::CONTROL_LEN,
+    );
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
     } else {
-        mpmc::CONTROL_LEN
-    };
+        b
+    }
+}
 
 /// The most participants of one role listed (a hostile header may claim four billion).
 const MAX_LISTED: usize = 4096;
@@ -61,6 +68,8 @@ const _: () = {
     assert!(CONTROL_OFFSET % std::mem::align_of::<mpmc::MpmcControl>() == 0);
     assert!(std::mem::align_of::<Prefix>() >= std::mem::align_of::<spsc::SpscControl>());
     assert!(std::mem::align_of::<Prefix>() >= std::mem::align_of::<mpmc::MpmcControl>());
+    assert!(CONTROL_OFFSET % std::mem::align_of::<broadcast::BroadcastControl>() == 0);
+    assert!(std::mem::align_of::<Prefix>() >= std::mem::align_of::<broadcast::BroadcastControl>());
     assert!(HEADER_LEN <= CONTROL_OFFSET);
 };
 
@@ -251,6 +260,7 @@ pub fn inspect(name: &str) -> Result<Option<SegmentInfo>> {
             h.max_receivers as usize,
             mpmc::CONTROL_LEN,
         ),
+        Some(RingKind::Broadcast) => (1, h.max_receivers as usize, broadcast::CONTROL_LEN),
         None => {
             info.problems
                 .push(format!("unknown ring kind {}", h.ring_kind));
@@ -268,6 +278,7 @@ pub fn inspect(name: &str) -> Result<Option<SegmentInfo>> {
                 match kind {
                     RingKind::Spsc => spsc::observe(ctrl, h.capacity),
                     RingKind::Mpmc => mpmc::observe(ctrl, h.capacity),
+                    RingKind::Broadcast => broadcast::observe(ctrl, h.capacity),
                 }
             };
             if !view.consistent() {

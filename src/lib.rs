@@ -17,8 +17,10 @@
 //! # Modules
 //! * [`spsc`]: the shared-memory SPSC channel.
 //! * [`mpmc`]: the shared-memory MPMC channel (any number of sender and receiver processes).
+//! * [`broadcast`]: the shared-memory broadcast channel (one sender, any number of receivers,
+//!   each of which sees every message).
 //! * [`shm`]: the generic shared-memory channel halves ([`shm::Sender`], [`shm::Receiver`]),
-//!   written once for every ring; `spsc` and `mpmc` name their instantiations.
+//!   written once for every ring; `spsc`, `mpmc` and `broadcast` name their instantiations.
 //! * [`channel`]: the traits every transport implements.
 //! * [`endpoint`]: URLs naming a channel or transport, and [`listen`] / [`connect`] by URL.
 //! * [`segment`]: what users need of the OS memory: removing a name, passing an anonymous
@@ -70,6 +72,7 @@ pub mod trust;
 pub use config::Config;
 pub use endpoint::{connect, listen};
 pub use error::{Error, Result};
+pub use shm::broadcast;
 pub use shm::mpmc;
 pub use shm::spsc;
 pub use sync::Wait;

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::shm::site::HeapSite;
 use crate::shm::{Flavor, Receiver, Sender};
 
+pub use crate::shm::broadcast::{Broadcast, Overflow};
 pub use crate::shm::mpmc::Mpmc;
 pub use crate::shm::spsc::Spsc;
 pub use crate::sync::atomic;

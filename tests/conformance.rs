@@ -503,6 +503,7 @@ macro_rules! conformance {
 conformance! {
     shm_spsc: T::ShmSpsc, MANY;
     shm_mpmc: T::ShmMpmc, MANY;
+    shm_broadcast: T::ShmBroadcast, MANY;
     pipe: T::Pipe, MANY;
     fifo: T::Fifo, MANY;
     unix_stream_path: T::UnixPath, MANY;

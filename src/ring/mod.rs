@@ -3,7 +3,10 @@
 //!
 //! * [`spsc`]: one producer, one consumer, variable-length contiguous messages.
 //! * [`mpmc`]: any number of producers and consumers, fixed-size slots with sequence stamps.
+//! * [`broadcast`]: one producer, many consumers that each read every message; fixed-size
+//!   slots with per-slot sequence-lock stamps and one cursor per consumer.
 
+pub mod broadcast;
 pub mod layout;
 pub mod mpmc;
 pub mod spsc;

@@ -22,6 +22,8 @@ pub enum RingKind {
     Spsc,
     /// The multi-producer multi-consumer ring.
     Mpmc,
+    /// The broadcast ring (one writer, every reader sees every message).
+    Broadcast,
 }
 
 impl RingKind {
@@ -29,6 +31,7 @@ impl RingKind {
         match self {
             RingKind::Spsc => 1,
             RingKind::Mpmc => 2,
+            RingKind::Broadcast => 3,
         }
     }
 
@@ -36,15 +39,17 @@ impl RingKind {
         match raw {
             1 => Some(RingKind::Spsc),
             2 => Some(RingKind::Mpmc),
+            3 => Some(RingKind::Broadcast),
             _ => None,
         }
     }
 
-    /// `"spsc"` or `"mpmc"`.
+    /// `"spsc"`, `"mpmc"` or `"broadcast"`.
     pub fn as_str(self) -> &'static str {
         match self {
             RingKind::Spsc => "spsc",
             RingKind::Mpmc => "mpmc",
+            RingKind::Broadcast => "broadcast",
         }
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::flavor::{ConsumerEnd, Flavor, Grant as _, ProducerEnd};
 use super::half::{ConsumerFrame, ProducerGrant, Receiver, Sender};
-use super::{READABLE, WRITABLE};
+use super::WRITABLE;
 use crate::error::{Error, Result};
 use crate::sync::wait::Until;
 
@@ -192,7 +192,7 @@ impl<'a, R: Flavor> SendBatch<'a, R> {
     fn publish(&mut self) {
         self.staged = 0;
         if self.tx.end.flush() {
-            self.tx.link.notify_one(READABLE);
+            self.tx.link.notify_readers();
         }
     }
 }
@@ -331,8 +331,12 @@ impl<R: Flavor> Receiver<R> {
                 match self.end.try_peek() {
                     Ok(frame) => self.take(frame),
                     // Whatever stops the batch (nothing more, a close, a bad frame) is seen
-                    // again, and reported, by the next call.
-                    Err(_) => break,
+                    // again, and reported, by the next call (the ring keeps what it would not
+                    // find again: `defer`).
+                    Err(e) => {
+                        self.end.defer(e);
+                        break;
+                    }
                 }
             }
         }
@@ -393,7 +397,7 @@ impl<R: Flavor> std::ops::Index<usize> for RecvBatch<'_, R> {
 impl<R: Flavor> Drop for RecvBatch<'_, R> {
     fn drop(&mut self) {
         self.rx.spans.0.clear();
-        if self.rx.end.flush_taken() {
+        if self.rx.end.flush_taken() && self.rx.end.producer_may_wait() {
             self.rx.link.notify_one(WRITABLE);
         }
     }

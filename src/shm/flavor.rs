@@ -79,8 +79,9 @@ pub trait Flavor: Sized + Send + std::fmt::Debug + 'static {
     /// The consuming end.
     type Consumer: ConsumerEnd;
 
-    /// A fresh control block.
-    fn new_control() -> Self::Control;
+    /// A fresh control block for a segment made with `cfg` (already validated by
+    /// [`geometry`](Self::geometry)).
+    fn new_control(cfg: &Config) -> Self::Control;
     /// `(capacity, slot_size)` of a new segment made with `cfg`, validated.
     fn geometry(cfg: &Config) -> Result<(u64, u64)>;
     /// The most senders and receivers a new segment made with `cfg` admits, as recorded in
@@ -165,6 +166,9 @@ pub trait ProducerEnd: End {
     /// True if a producer that claimed room should pass a wake on to another sleeping
     /// producer when more room is free (MPMC).
     const PASS_ON: bool;
+    /// True if a publication wakes every sleeping receiver, not one (broadcast: each receiver
+    /// reads every message).
+    const WAKE_ALL: bool = false;
     /// Reserves room for `len` bytes, or `Full` / `TooLarge` / `Disconnected` / `Corrupted`.
     fn try_reserve(&mut self, len: usize) -> Result<Self::Grant>;
     /// The reserved bytes (`grant.capacity()` of them), the producer's alone until commit.
@@ -212,6 +216,16 @@ pub trait ConsumerEnd: End {
     /// True if the claims since the last call freed room on the way (skipped slots) that a
     /// producer sleeping on a full ring waits for: the caller that found nothing wakes one.
     fn freed_skips(&mut self) -> bool;
+    /// Keeps an error that ended a batch early (after its first message) for the next call,
+    /// if the ring would not find it again by itself (broadcast: `Lagged`).
+    fn defer(&mut self, e: crate::error::Error) {
+        let _ = e;
+    }
+    /// False if no producer can be waiting for room this consumer frees (broadcast in
+    /// `Overwrite` mode): a release then skips the wake's fence.
+    fn producer_may_wait(&self) -> bool {
+        true
+    }
 }
 
 /// Implements [`Grant`], [`Frame`], [`ProducerEnd`] and [`ConsumerEnd`] for a ring module's

@@ -114,6 +114,19 @@ impl<R: Flavor> Link<R> {
         self.event(which).notify_all(self.sleep[which]);
     }
 
+    /// Wakes the receivers after a publication: one, or every one for a ring whose receivers
+    /// each read every message (`ProducerEnd::WAKE_ALL`).
+    #[inline]
+    pub(super) fn notify_readers(&self) {
+        if <R::Producer as ProducerEnd>::WAKE_ALL {
+            if self.wait != Wait::Spin {
+                self.notify_all(READABLE);
+            }
+        } else {
+            self.notify_one(READABLE);
+        }
+    }
+
     fn peer_role(&self) -> Role {
         match self.role {
             Role::Sender => Role::Receiver,
@@ -227,7 +240,9 @@ fn init<R: Flavor>(
     // 4 KiB offsets of a page-aligned mapping), and no other process uses them before
     // `publish`. Writing whole values initialises them without forming references first.
     unsafe {
-        ctrl.cast::<R::Control>().as_ptr().write(R::new_control());
+        ctrl.cast::<R::Control>()
+            .as_ptr()
+            .write(R::new_control(cfg));
         init_events(events, sem)?;
         R::init_body(Parts {
             ctrl: ctrl.cast(),
@@ -687,13 +702,13 @@ impl<R: Flavor> Sender<R> {
     #[inline]
     fn commit(&mut self, grant: ProducerGrant<R>, len: usize) {
         self.end.commit(grant, len);
-        self.link.notify_one(READABLE);
+        self.link.notify_readers();
     }
 
     fn abandon(&mut self, grant: ProducerGrant<R>) {
         self.end.abandon(grant);
         // A receiver may be stalled at this slot: it must see the skip.
-        self.link.notify_one(READABLE);
+        self.link.notify_readers();
     }
 
     /// The fast path inline: most reservations succeed at once, and the wait loop (with its
@@ -992,21 +1007,28 @@ impl<R: Flavor> Receiver<R> {
     #[inline]
     fn release(&mut self, frame: ConsumerFrame<R>) {
         self.end.release(frame);
-        self.link.notify_one(WRITABLE);
+        if self.end.producer_may_wait() {
+            self.link.notify_one(WRITABLE);
+        }
     }
 
     /// The fast path inline, as in `Sender::reserve_until`.
     #[inline(always)]
     pub(super) fn peek_until(&mut self, until: Until) -> Result<ConsumerFrame<R>> {
-        if let Ok(frame) = self.end.try_peek() {
-            if <R::Consumer as ConsumerEnd>::PASS_ON && self.link.wait != Wait::Spin {
-                // Pass a wake on if the next message is ready too.
-                let end = &self.end;
-                self.link
-                    .event(READABLE)
-                    .notify_one_if(self.link.sleep[READABLE], || end.more());
+        match self.end.try_peek() {
+            Ok(frame) => {
+                if <R::Consumer as ConsumerEnd>::PASS_ON && self.link.wait != Wait::Spin {
+                    // Pass a wake on if the next message is ready too.
+                    let end = &self.end;
+                    self.link
+                        .event(READABLE)
+                        .notify_one_if(self.link.sleep[READABLE], || end.more());
+                }
+                return Ok(frame);
             }
-            return Ok(frame);
+            // The slow path finds any error again, except one the ring would not (a
+            // broadcast `Lagged`): the ring keeps that for the next call.
+            Err(e) => self.end.defer(e),
         }
         self.peek_blocking(until)
     }

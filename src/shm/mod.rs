@@ -5,19 +5,21 @@
 //! here, once, whatever the ring: the create/open flow with its header checks, taking a
 //! participant place (a liveness lock), the two events and the wait strategy, the
 //! blocking / `try_` / `_timeout` forms, plain-old-data values, the zero-copy slot and guard,
-//! close, and noticing a dead peer. [`spsc`] and [`mpmc`] are thin instantiations; a third ring
-//! kind costs a ring file in `ring/`, a flavor file here and a line in `lib.rs`.
+//! close, and noticing a dead peer. [`spsc`], [`mpmc`] and [`broadcast`] are thin
+//! instantiations; a ring kind costs a ring file in `ring/`, a flavor file here and a line in
+//! `lib.rs`.
 //!
 //! # Segment layout (every flavor)
 //! `[Header | control block | Event readable | Event writable | pad to 4 KiB | body]`. The
 //! header's `data_offset` is the body; the flavor lays out the body (SPSC: the data bytes;
-//! MPMC: stamps, then slots).
+//! MPMC: stamps, then slots; broadcast: slots, each with its stamp).
 
 mod batch;
 mod flavor;
 mod half;
 pub(crate) mod site;
 
+pub mod broadcast;
 pub mod mpmc;
 pub mod spsc;
 
@@ -76,6 +78,7 @@ pub(crate) fn sem_record_offset(kind: crate::segment::RingKind) -> u64 {
     let events = match kind {
         RingKind::Spsc => half::events_offset::<spsc::Spsc>(),
         RingKind::Mpmc => half::events_offset::<mpmc::Mpmc>(),
+        RingKind::Broadcast => half::events_offset::<broadcast::Broadcast>(),
     };
     events + std::mem::offset_of!(Event, sem) as u64
 }

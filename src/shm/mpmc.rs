@@ -101,7 +101,7 @@ impl flavor::Flavor for Mpmc {
     type Producer = Producer;
     type Consumer = Consumer;
 
-    fn new_control() -> MpmcControl {
+    fn new_control(_: &Config) -> MpmcControl {
         MpmcControl::new()
     }
 

@@ -81,7 +81,7 @@ impl flavor::Flavor for Spsc {
     type Producer = Producer;
     type Consumer = Consumer;
 
-    fn new_control() -> SpscControl {
+    fn new_control(_: &Config) -> SpscControl {
         SpscControl::new()
     }
 

@@ -188,6 +188,7 @@ use shmring::transport::pipe;
 pub enum T {
     ShmSpsc,
     ShmMpmc,
+    ShmBroadcast,
     Pipe,
     Fifo,
     UnixPath,
@@ -199,9 +200,10 @@ pub enum T {
     Tcp,
 }
 
-pub const ALL: [T; 11] = [
+pub const ALL: [T; 12] = [
     T::ShmSpsc,
     T::ShmMpmc,
+    T::ShmBroadcast,
     T::Pipe,
     T::Fifo,
     T::UnixPath,
@@ -246,6 +248,10 @@ pub fn url(t: T, prefix: &str) -> String {
     match t {
         T::ShmSpsc => format!("shm://{}?ring=spsc&capacity=1MiB", unique(prefix)),
         T::ShmMpmc => format!("shm://{}?ring=mpmc&capacity=256&slot=1KiB", unique(prefix)),
+        T::ShmBroadcast => format!(
+            "shm://{}?ring=broadcast&capacity=256&slot=1KiB",
+            unique(prefix)
+        ),
         T::Pipe => "pipe:".to_owned(),
         T::Fifo => format!("fifo://{}", tmp.join(unique(prefix)).display()),
         T::UnixPath => format!("unix://{}", tmp.join(unique(prefix)).display()),
