@@ -63,7 +63,6 @@ pub struct Setup {
 
 impl Setup {
     /// Messages of `size` that fit in `ring_bytes` (at least 2), a power of two.
-    #[cfg_attr(not(feature = "peers"), allow(dead_code))]
     pub fn slots(&self) -> usize {
         (self.ring_bytes / self.size.max(1))
             .next_power_of_two()

@@ -80,8 +80,8 @@ fn run_kind(kind: Kind, what: What, s: &Setup, cpus: &[usize]) -> Option<Result<
     }
 }
 
-fn broadcast(_what: What, _s: &Setup, _cpus: &[usize]) -> Option<Result<Outcome, String>> {
-    None
+fn broadcast(what: What, s: &Setup, cpus: &[usize]) -> Option<Result<Outcome, String>> {
+    one::<crate::fanout_shm::ShmBroadcast>(what, s, cpus)
 }
 
 #[cfg(feature = "peers")]

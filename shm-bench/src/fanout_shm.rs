@@ -1,8 +1,11 @@
-//! shmring's rings as fanout sources: the SPSC ring (one reader: the baseline) and, once it
-//! exists, the broadcast ring. Each through its own `try_send` / `try_recv` (the message
-//! borrowed from the segment), `Wait::Spin` (the harness does the waiting), a ring of
-//! `Setup::ring_bytes`.
+//! shmring's rings as fanout sources: the SPSC ring (one reader: the baseline) and the
+//! broadcast ring (`Overflow::Block`: lossless, as the peers are run). Each through its own
+//! `try_send` / `try_recv` (the message borrowed from the segment: in `Block` mode the
+//! broadcast guard is over the slot itself), `Wait::Spin` (the harness does the waiting).
+//! SPSC: a byte ring of `Setup::ring_bytes`; broadcast: `Setup::slots()` slots of the message
+//! size, the slot count the peers get too.
 
+use shmring::broadcast::{self, Overflow};
 use shmring::{spsc, Config, Error, Wait};
 
 use crate::fanout::{Reader, Setup, Source, Writer};
@@ -48,6 +51,7 @@ macro_rules! halves {
 }
 
 halves!(spsc);
+halves!(broadcast);
 
 /// shmring's SPSC ring.
 pub struct ShmSpsc {
@@ -77,5 +81,47 @@ impl Source for ShmSpsc {
 
     fn writer(&self) -> Result<spsc::Sender, String> {
         spsc::Sender::open(&self.name).map_err(|e| format!("{}: {e}", self.name))
+    }
+}
+
+/// shmring's broadcast ring, `policy=block`.
+pub struct ShmBroadcast {
+    name: String,
+}
+
+fn broadcast_cfg(s: &Setup) -> Config {
+    Config::default()
+        .capacity(s.slots() as u64)
+        .slot_size(s.size as u64)
+        .max_receivers(s.readers.max(1) as u32)
+        .overflow(Overflow::Block)
+        .wait(Wait::Spin)
+}
+
+impl Source for ShmBroadcast {
+    type Writer = broadcast::Sender;
+    type Reader = broadcast::Receiver;
+    const MAX_READERS: usize = broadcast::MAX_READERS as usize;
+
+    fn create_writer(s: &Setup) -> Result<(Self, broadcast::Sender), String> {
+        let name = name(s);
+        let tx = broadcast::Sender::create(&name, broadcast_cfg(s))
+            .map_err(|e| format!("{name}: {e}"))?;
+        Ok((ShmBroadcast { name }, tx))
+    }
+
+    fn create_reader(s: &Setup) -> Result<(Self, broadcast::Receiver), String> {
+        let name = name(s);
+        let rx = broadcast::Receiver::create(&name, broadcast_cfg(s))
+            .map_err(|e| format!("{name}: {e}"))?;
+        Ok((ShmBroadcast { name }, rx))
+    }
+
+    fn reader(&self, _i: usize) -> Result<broadcast::Receiver, String> {
+        broadcast::Receiver::open(&self.name).map_err(|e| format!("{}: {e}", self.name))
+    }
+
+    fn writer(&self) -> Result<broadcast::Sender, String> {
+        broadcast::Sender::open(&self.name).map_err(|e| format!("{}: {e}", self.name))
     }
 }

@@ -289,6 +289,39 @@ impl BroadcastControl {
         ctrl
     }
 
+    /// Fuzzing: overwrites the words a peer shares with this block's readers and writer with
+    /// `words`, in this order: tail, writer_min, joins, senders/receivers (low/high half),
+    /// joined/hi (low/high half), then each place's cursor and state. Missing words stay as
+    /// they are. The settings are left alone (a hostile policy is refused at attach, which the
+    /// segment fuzzing covers).
+    #[cfg(not(shmring_loom))]
+    #[doc(hidden)]
+    pub fn overwrite_shared(&self, words: &[u64]) {
+        let mut w = words.iter().copied();
+        let mut next = |at: &AtomicU64| {
+            if let Some(v) = w.next() {
+                at.store(v, Ordering::Relaxed);
+            }
+        };
+        next(&self.tail);
+        next(&self.writer_min);
+        next(&self.joins);
+        let halves = |at: &AtomicU32, v: u32| at.store(v, Ordering::Relaxed);
+        let mut pair = |a: &AtomicU32, b: &AtomicU32| {
+            let scratch = AtomicU64::new(0);
+            next(&scratch);
+            let v = scratch.load(Ordering::Relaxed);
+            halves(a, v as u32);
+            halves(b, (v >> 32) as u32);
+        };
+        pair(&self.peers.senders, &self.peers.receivers);
+        pair(&self.peers.joined, &self.peers.hi);
+        for place in self.places.iter() {
+            next(&place.cursor);
+            next(&place.state);
+        }
+    }
+
     /// Writers attached now (0 or 1), as counted in shared memory.
     pub fn senders(&self) -> u32 {
         self.peers.senders.load(Ordering::Acquire)
