@@ -108,8 +108,7 @@ impl Config {
     /// Ring size: data bytes for SPSC (64 B..=4 GiB, rounded up to a power of two; the
     /// largest message is this minus 16; default 1 MiB), slot count for MPMC and broadcast
     /// (2..=16 Mi, rounded up to a power of two; default 1024). Outside the range, create fails
-    /// with
-    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    /// with [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = Some(capacity);
         self

@@ -75,8 +75,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The side (sender or receiver) of this channel is already held by a live process.
-    #[error("the {side} side of {name:?} is held by another live process; only one {side} may attach to an SPSC channel")]
+    /// The side (sender or receiver) of this channel is already held by a live process: an
+    /// SPSC channel has one of each, a broadcast channel one sender.
+    #[error("the {side} side of {name:?} is held by another live process; only one {side} may attach to this channel (an SPSC channel has one of each side, a broadcast channel one sender)")]
     InUse {
         /// The segment's name.
         name: String,

@@ -555,6 +555,33 @@ mod tests {
     }
 
     #[test]
+    fn inspect_reads_what_the_broadcast_ring_says() {
+        let name = unique("bcast");
+        let cfg = Config::default()
+            .capacity(8)
+            .slot_size(32)
+            .max_receivers(4)
+            .overflow(crate::broadcast::Overflow::Overwrite);
+        let mut tx = crate::broadcast::Sender::create(&name, cfg).unwrap();
+        let mut slow = crate::broadcast::Receiver::open(&name).unwrap();
+        let _idle = crate::broadcast::Receiver::open(&name).unwrap();
+        for _ in 0..20 {
+            tx.send(b"tick").unwrap();
+        }
+        assert!(slow.try_recv().is_err(), "lapped");
+        let info = inspect(&name).unwrap().unwrap();
+        assert_eq!(info.kind, Some(RingKind::Broadcast));
+        let ring = info.ring.unwrap();
+        assert_eq!((ring.tail, ring.capacity), (20, 8));
+        assert!(ring.consistent(), "a lapped reader is not a problem");
+        assert_eq!((ring.senders, ring.receivers), (Some(1), Some(2)));
+        let receivers = info.participants.iter().filter(|p| p.role == "receiver");
+        assert_eq!(receivers.clone().count(), 4);
+        assert_eq!(receivers.filter(|p| p.alive).count(), 2);
+        assert!(info.problems.is_empty(), "{:?}", info.problems);
+    }
+
+    #[test]
     fn non_regular_files_are_refused_without_waiting() {
         let dir = std::path::Path::new(SHM_DIR);
         let fifo = unique("fifo");

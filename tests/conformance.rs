@@ -514,3 +514,34 @@ conformance! {
     sysv_mq: T::SysvMq, MANY;
     tcp: T::Tcp, MANY;
 }
+
+/// Broadcast: the conformance suite above runs it with one receiver; here three receivers (the
+/// listener and two more opened by name) each see the whole sequence, in order.
+#[test]
+fn shm_broadcast_every_receiver_sees_the_whole_sequence() {
+    let url = url(T::ShmBroadcast, PREFIX);
+    let name = match shmring::endpoint::Endpoint::parse(&url).unwrap() {
+        shmring::endpoint::Endpoint::Shm { name, .. } => name,
+        other => panic!("{other:?}"),
+    };
+    let mut receivers: Vec<Box<dyn Receiver>> = vec![shmring::listen(&url).unwrap()];
+    for _ in 0..2 {
+        receivers.push(Box::new(shmring::broadcast::Receiver::open(&name).unwrap()));
+    }
+    let mut tx = shmring::connect(&url).unwrap();
+    let start = Instant::now();
+    let readers: Vec<_> = receivers
+        .into_iter()
+        .map(|mut rx| thread::spawn(move || recv_all(&mut *rx, MANY)))
+        .collect();
+    send_all(&mut *tx, MANY);
+    drop(tx);
+    for r in readers {
+        r.join().unwrap();
+    }
+    eprintln!(
+        "broadcast to 3 receivers: {MANY} messages in {:?}",
+        start.elapsed()
+    );
+    hygiene(T::ShmBroadcast, &url);
+}

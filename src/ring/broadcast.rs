@@ -66,7 +66,9 @@
 //!
 //! A scan that missed S either loaded J2 after F (it retries, and the next scan, starting after
 //! F, sees S), or loaded J2 before F, so its W precedes M and the joiner starts at or after
-//! it. Either way the writer never uses a minimum above a live reader's cursor.
+//! it. Either way the writer never uses a minimum above a live reader's cursor. (One visible
+//! effect: with no reader attached the minimum follows the writer's own position, batch
+//! included, so a reader that joins while a batch is staged starts after that batch.)
 //!
 //! # Trust
 //! Stamps, lengths, positions, cursors and settings are read into locals and checked: a stamp
@@ -348,6 +350,7 @@ impl BroadcastControl {
         self.peers.senders.fetch_sub(1, Ordering::Release);
     }
 
+    #[inline]
     fn gone(&self, count: &AtomicU32, bit: u32) -> bool {
         // Acquire: pairs with the Release `fetch_or` in `join_sender` / `activate`.
         self.peers.joined.load(Ordering::Acquire) & bit != 0
@@ -407,6 +410,7 @@ pub fn validate_geometry(slots: u64, slot_size: u64) -> Result<()> {
 }
 
 /// Bytes from one slot to the next: stamp, length and payload, padded to 8.
+#[inline]
 pub fn slot_stride(slot_size: u64) -> u64 {
     SLOT_HEADER + align8(slot_size)
 }
@@ -424,6 +428,8 @@ struct Ring {
     data: NonNull<u8>,
     slots: u64,
     slot_size: u64,
+    /// `slot_stride(slot_size)`, computed once.
+    stride: u64,
     policy: Overflow,
     history: u64,
 }
@@ -460,11 +466,13 @@ impl Ring {
             data,
             slots,
             slot_size,
+            stride: slot_stride(slot_size),
             policy,
             history,
         })
     }
 
+    #[inline]
     fn ctrl(&self) -> &BroadcastControl {
         // SAFETY: valid per `Ring::new`'s contract; the control block holds only atomics, so a
         // shared reference is sound while other processes write it.
@@ -480,13 +488,9 @@ impl Ring {
     #[inline]
     fn slot(&self, pos: u64) -> *mut u8 {
         let i = pos & self.mask();
-        // SAFETY: `i < slots`, so the slot lies inside the `data_len` bytes that `Ring::new`'s
-        // contract keeps valid.
-        unsafe {
-            self.data
-                .as_ptr()
-                .add((i * slot_stride(self.slot_size)) as usize)
-        }
+        // SAFETY: `i < slots` and `stride` is `slot_stride(slot_size)`, so the slot lies inside
+        // the `data_len` bytes that `Ring::new`'s contract keeps valid.
+        unsafe { self.data.as_ptr().add((i * self.stride) as usize) }
     }
 
     /// The stamp of the slot of position `pos` (module docs).
@@ -679,6 +683,7 @@ impl Producer {
     }
 
     /// The largest message (the slot size).
+    #[inline]
     pub fn max_message(&self) -> usize {
         self.ring.slot_size as usize
     }
@@ -701,11 +706,11 @@ impl Producer {
         let t = self.t;
         // SeqCst: the handshake's total order (module docs).
         let published = ctrl.writer_min.load(Ordering::SeqCst);
-        let floor = if published <= t {
-            published
-        } else {
-            self.min.min(t)
-        };
+        // Above `t` only after a writer died inside a batch with no reader attached (its
+        // local position was ahead of `tail`), or if a peer scribbled it: no floor then. A
+        // joiner that started at such a value is ahead of the writer, and the scan counts it
+        // once the writer reaches it.
+        let floor = if published <= t { published } else { 0 };
         for _ in 0..MAX_RESCANS {
             let j1 = ctrl.joins.load(Ordering::SeqCst);
             // The history window acts as a reader `history` behind the writer.
@@ -772,6 +777,7 @@ impl Producer {
     }
 
     /// A pointer to the payload bytes of `grant`, for the caller to fill.
+    #[inline]
     pub fn payload(&self, grant: &Grant) -> *mut u8 {
         self.ring.payload(grant.pos)
     }
@@ -955,6 +961,7 @@ impl Consumer {
         })
     }
 
+    #[inline]
     fn my_place(&self) -> &Place {
         &self.ring.ctrl().places[self.place]
     }
@@ -965,6 +972,7 @@ impl Consumer {
     }
 
     /// The largest message (the slot size).
+    #[inline]
     pub fn max_message(&self) -> usize {
         self.ring.slot_size as usize
     }
@@ -1026,6 +1034,11 @@ impl Consumer {
             ctrl.free_place(&ctrl.places[self.place], self.state);
             self.state = 0;
         }
+    }
+
+    /// The place this reader holds (its liveness lock is `READER_BASE + place`).
+    pub fn place(&self) -> usize {
+        self.place
     }
 
     /// Claims the next message. `Err(Empty)`: nothing yet. `Err(Disconnected)`: the writer
@@ -1091,6 +1104,7 @@ impl Consumer {
 
     /// `Overwrite` mode: copies message `p` (stamp `stamp`, complete) into this reader's own
     /// buffer and validates the copy (module docs, "The stamp").
+    #[inline]
     fn copy_validated(&mut self, p: u64, stamp: u64) -> Result<Frame> {
         let ring = self.ring;
         let len = ring.len_word(p).load(Ordering::Relaxed);
@@ -1163,6 +1177,7 @@ impl Consumer {
     }
 
     /// A pointer to the payload of `frame` (`frame.len` bytes).
+    #[inline]
     pub fn payload(&self, frame: &Frame) -> *const u8 {
         if frame.buf == IN_SLOT {
             self.ring.payload(frame.pos)
@@ -1225,6 +1240,14 @@ impl Consumer {
     }
 }
 
+impl Drop for Consumer {
+    /// A reader end dropped without [`close`](Consumer::close) (its half failed to attach
+    /// after taking the place) frees its place, so that a `Block` writer does not wait for it.
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 /// Bytes of the control block that [`observe`] and [`observe_readers`] read.
 #[cfg(not(shmring_loom))]
 pub const CONTROL_LEN: usize = std::mem::size_of::<BroadcastControl>();
@@ -1264,8 +1287,8 @@ pub struct BroadcastView {
 }
 
 /// Reads the control block at `ctrl` of a ring of `slots` slots without attaching, for
-/// monitoring: `head` is the slowest active reader's cursor (`tail` when none), `used` how far
-/// it is behind. Each word is read at its field's offset in the real `#[repr(C)]` block
+/// monitoring: `head` is the slowest active reader's cursor (`tail` when none; in `Overwrite`
+/// mode at least `tail - slots`, the oldest message retained), `used` how far it is behind. Each word is read at its field's offset in the real `#[repr(C)]` block
 /// (`offset_of!`), one at a time (Relaxed), and may be anything a hostile peer wrote.
 ///
 /// # Safety
@@ -1286,13 +1309,18 @@ pub unsafe fn observe(ctrl: NonNull<u8>, slots: u64) -> crate::ring::layout::Rin
             peek_u32(ctrl, peers + offset_of!(Peers, joined)),
         )
     };
-    let head = v
+    let mut head = v
         .readers
         .iter()
         .filter(|r| r.active && r.cursor <= v.tail)
         .map(|r| r.cursor)
         .min()
         .unwrap_or(v.tail);
+    if v.policy == Some(Overflow::Overwrite) {
+        // A lapped reader's cursor may be any distance behind; what it can still read is the
+        // newest ring of messages (`BroadcastView::readers` has the real lags).
+        head = head.max(v.tail.saturating_sub(slots));
+    }
     RingView {
         head,
         tail: v.tail,
@@ -1607,6 +1635,39 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_dead_inside_a_batch_leaves_a_minimum_above_tail_that_is_not_trusted() {
+        let mut h = Heap::new(4, 8, Overflow::Block, 0);
+        let mut p = h.producer();
+        p.begin_batch();
+        for _ in 0..5 {
+            let g = p.try_reserve(1).unwrap(); // the 5th rescans: no reader, min = 4
+            p.stage(g, 1);
+        }
+        assert_eq!(h.ctrl.writer_min.load(Ordering::SeqCst), 4);
+        assert_eq!(h.ctrl.tail.load(Ordering::SeqCst), 0);
+        std::mem::forget(p); // dies: nothing published
+        let mut r = h.consumer();
+        assert_eq!(
+            r.position(),
+            4,
+            "the joiner does not start below the published minimum"
+        );
+        let mut p2 = h.producer();
+        assert_eq!(p2.position(), 0);
+        for i in 0..8u8 {
+            send(&mut p2, &[i]).unwrap();
+        }
+        assert!(
+            matches!(send(&mut p2, &[8]), Err(Error::Full)),
+            "the reader holds it"
+        );
+        // Positions 4.. were never overwritten under the reader.
+        for i in 4..8u8 {
+            assert_eq!(recv(&mut r).unwrap(), [i]);
+        }
+    }
+
+    #[test]
     fn a_dead_reader_is_detached_and_a_newcomer_in_its_place_is_not() {
         let mut h = Heap::new(4, 8, Overflow::Block, 0);
         let mut p = h.producer();
@@ -1640,8 +1701,9 @@ mod tests {
             2,
             "the dead one counted out once, the newcomer in"
         );
-        drop(newcomer);
-        drop(dead);
+        // Both "die": their places stay as they are (no close).
+        std::mem::forget(newcomer);
+        std::mem::forget(dead);
         // Now the place holds the newcomer, at the newest message; the writer goes on.
         send(&mut p, &[4]).unwrap();
         // Detach for real: the newcomer "dies" too, a ring behind.

@@ -120,6 +120,7 @@ pub type RecvBatch<'a> = super::RecvBatch<'a, Broadcast>;
 impl flavor::Flavor for Broadcast {
     const KIND: RingKind = RingKind::Broadcast;
     const ONE_PER_SIDE: bool = false;
+    const ONE_SENDER: bool = true;
     type Control = BroadcastControl;
     type Producer = Producer;
     type Consumer = Consumer;
@@ -471,7 +472,7 @@ mod tests {
         let _c = Receiver::open(&n).unwrap(); // a freed place is taken again
         assert!(matches!(
             Sender::open(&n),
-            Err(Error::TooManyPeers { max: 1, .. })
+            Err(Error::InUse { side: "sender", .. })
         ));
         assert!(crate::mpmc::Receiver::open(&n).is_err());
         assert!(matches!(

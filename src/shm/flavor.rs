@@ -72,6 +72,9 @@ pub trait Flavor: Sized + Send + std::fmt::Debug + 'static {
     /// True if each side has exactly one place: a second handle is `InUse`, not
     /// `TooManyPeers`.
     const ONE_PER_SIDE: bool;
+    /// True if the ring has exactly one sender place whatever the config (broadcast): a
+    /// second sender is `InUse`.
+    const ONE_SENDER: bool = Self::ONE_PER_SIDE;
     /// The ring's shared control block, placed right after the header.
     type Control: Send + Sync + std::fmt::Debug;
     /// The producing end.

@@ -355,18 +355,20 @@ fn attach<R: Flavor, E: End>(
     }
     let Some((end, freed)) = taken else {
         let name = site.name().to_owned();
-        return Err(if R::ONE_PER_SIDE {
-            Error::InUse {
-                name,
-                side: role.as_str(),
-            }
-        } else {
-            Error::TooManyPeers {
-                name,
-                side: role.as_str(),
-                max: mine.len() as u32,
-            }
-        });
+        return Err(
+            if R::ONE_PER_SIDE || (R::ONE_SENDER && role == Role::Sender) {
+                Error::InUse {
+                    name,
+                    side: role.as_str(),
+                }
+            } else {
+                Error::TooManyPeers {
+                    name,
+                    side: role.as_str(),
+                    max: mine.len() as u32,
+                }
+            },
+        );
     };
     site.record_side(role.side());
     if created {
