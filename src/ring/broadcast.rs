@@ -18,7 +18,10 @@
 //! * `2p + 2` (even, [`done`]): position `p` is complete.
 //!
 //! The writer of position `p` stores `writing(p)` (Relaxed), issues a Release fence, writes
-//! length and payload, then stores `done(p)` with Release. A reader at cursor `p` loads the
+//! length and payload, then stores `done(p)` with Release. (In `Block` mode it skips the
+//! `writing` store and its fence: no reader copies a slot the writer may be rewriting, so the
+//! odd stamp would only cost a transfer of the line the reader polls; the slot keeps
+//! `done(p - slots)`, or 0, until `done(p)`.) A reader at cursor `p` loads the
 //! stamp with Acquire: `done(p)` means the message is there; anything smaller (older lap,
 //! being written, never written) means not yet; anything larger means the writer has lapped the
 //! reader. In `Overwrite` mode the reader copies length and payload out (atomic word loads, into
@@ -770,8 +773,13 @@ impl Producer {
         // Relaxed + Release fence: pairs with the reader's Acquire fence before its stamp
         // re-load (`Consumer::copy_validated`): a reader that copied any byte written after
         // this fence sees this stamp (or a later one) on its re-load.
-        self.ring.stamp(pos).store(writing(pos), Ordering::Relaxed);
-        fence(Ordering::Release);
+        // `Block`: no reader copies a slot that may be rewritten (its cursor holds the writer
+        // back), so the odd stamp is skipped; it cost a transfer of the line the reader polls
+        // (64 B round trip 0.86-0.91 us with it, 0.56 us without; SPSC 0.47-0.51 us).
+        if self.ring.policy == Overflow::Overwrite {
+            self.ring.stamp(pos).store(writing(pos), Ordering::Relaxed);
+            fence(Ordering::Release);
+        }
         self.ring.touch_payload(pos, true);
         Ok(Grant { pos, capacity: len })
     }
@@ -812,7 +820,8 @@ impl Producer {
         self.ring.ctrl().tail.store(self.t, Ordering::Release);
     }
 
-    /// Gives a reservation up: nothing is sent (the slot's stamp says "being written" until
+    /// Gives a reservation up: nothing is sent (the slot's stamp says "being written", or in
+    /// `Block` mode still names the older message, until
     /// the next message takes the same position).
     pub fn abandon(&mut self, grant: Grant) {
         let _ = grant;
