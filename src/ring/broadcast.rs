@@ -98,9 +98,24 @@
 //! so the loom models can run it inside the production channel halves on heap memory. Under
 //! loom the stamp and length words live in the control block as loom atomics (one per slot),
 //! payload accesses in `Block` mode touch a model cell per slot (so loom's causality checker
-//! reports a payload access the protocol does not order), and a per-slot *witness* word, stored
-//! by the writer inside the write window and loaded by readers inside their copy, lets the ring
-//! assert that a validated copy is never of another message.
+//! reports a payload access the protocol does not order), and a per-slot *witness* word stands
+//! for the payload in the seqlock: the writer stores `pos + 1` into it right after its Release
+//! fence (where its payload stores begin), a reader loads it right after its copy (before its
+//! Acquire fence), and the ring asserts that a validated copy's witness is its own position's.
+//! The payload bytes themselves are plain memory that loom does not model, so under loom only
+//! the witness (not the bytes) says whether an `Overwrite` copy was of the right message.
+//!
+//! # Why the payload copy is sound
+//! The writer writes payload bytes with plain stores (through `SendSlot` / `send`'s copy),
+//! after its `writing` stamp store and a Release fence; an `Overwrite` reader reads them with
+//! atomic word loads and throws the copy away unless the stamp, re-loaded after an Acquire
+//! fence, is unchanged (the seqlock of crossbeam's `AtomicCell` fallback, with one writer).
+//! The reader never forms a reference to the slot, never interprets the bytes before the
+//! check, and its loads are atomic, so nothing in this process is a non-atomic read racing a
+//! write. The writer is another process: its stores are ordered by its fence as the hardware
+//! orders them (x86-TSO; `dmb ish` on ARM), which is all the validation needs. A `Block`
+//! reader borrows the slot directly: no honest writer writes it until the reader's cursor
+//! moves past it.
 
 use std::ptr::NonNull;
 
@@ -780,6 +795,8 @@ impl Producer {
             self.ring.stamp(pos).store(writing(pos), Ordering::Relaxed);
             fence(Ordering::Release);
         }
+        // Under loom: the witness stands for the payload stores that follow (module docs).
+        self.ring.witness_store(pos);
         self.ring.touch_payload(pos, true);
         Ok(Grant { pos, capacity: len })
     }
@@ -793,7 +810,6 @@ impl Producer {
     /// Writes the length of `grant`'s message (inside the write window).
     #[inline]
     fn write_len(&self, pos: u64, len: usize) {
-        self.ring.witness_store(pos);
         // Relaxed: the stamp store that publishes the message orders it.
         self.ring.len_word(pos).store(len as u64, Ordering::Relaxed);
     }
@@ -1117,7 +1133,6 @@ impl Consumer {
     fn copy_validated(&mut self, p: u64, stamp: u64) -> Result<Frame> {
         let ring = self.ring;
         let len = ring.len_word(p).load(Ordering::Relaxed);
-        let witness = ring.witness_load(p);
         let ok_len = len <= ring.slot_size;
         let idx = self.taken;
         if ok_len {
@@ -1140,6 +1155,8 @@ impl Consumer {
                     .load(std::sync::atomic::Ordering::Relaxed);
             }
         }
+        // Under loom: the witness load stands for the payload loads above (module docs).
+        let witness = ring.witness_load(p);
         // Acquire fence: pairs with the writer's Release fence after its `writing` store
         // (`Producer::try_reserve`): if the copy saw any newer byte, the re-load sees a newer
         // stamp.

@@ -584,4 +584,65 @@ mod tests {
             }
         });
     }
+
+    /// Readers join (with history) and leave over and over while the writer sends: in `Block`
+    /// mode every reader gets a gap-free, intact run of messages from where it joined (the
+    /// join handshake never lets the writer overwrite what a joiner was told it may read), and
+    /// one reader that stays sees the whole sequence.
+    #[test]
+    fn block_readers_joining_and_leaving_get_gap_free_runs() {
+        let n = name("churn");
+        let cfg = Config::default().capacity(8).slot_size(64).history(5);
+        let mut tx = Sender::create(&n, cfg).unwrap();
+        let mut stay = Receiver::open(&n).unwrap();
+        const N: u64 = 50_000;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let done = &done;
+            let n = &n;
+            let churners: Vec<_> = (0..2u64)
+                .map(|id| {
+                    s.spawn(move || {
+                        let (mut joins, mut seen) = (0u64, 0u64);
+                        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                            let mut rx = Receiver::open(n).unwrap();
+                            joins += 1;
+                            let mut prev: Option<u64> = None;
+                            for _ in 0..(1 + (joins * 7 + id) % 40) {
+                                match rx.recv_pod_timeout::<[u64; 8]>(Duration::from_millis(50)) {
+                                    Ok(m) => {
+                                        assert!(m.iter().all(|w| *w == m[0]), "torn: {m:?}");
+                                        if let Some(p) = prev {
+                                            assert_eq!(m[0], p + 1, "gap after a join");
+                                        }
+                                        prev = Some(m[0]);
+                                        seen += 1;
+                                    }
+                                    Err(Error::Timeout | Error::Disconnected) => break,
+                                    Err(e) => panic!("churning reader: {e}"),
+                                }
+                            }
+                        }
+                        (joins, seen)
+                    })
+                })
+                .collect();
+            let all = s.spawn(move || {
+                for want in 0..N {
+                    assert_eq!(stay.recv_pod::<[u64; 8]>().unwrap()[0], want);
+                }
+            });
+            for v in 0..N {
+                if let Err(e) = tx.send_pod_timeout(&[v; 8], Duration::from_secs(5)) {
+                    panic!("send {v}: {e}; peers {:?}", tx.peers());
+                }
+            }
+            all.join().unwrap();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            for c in churners {
+                let (joins, seen) = c.join().unwrap();
+                assert!(joins > 1 && seen > 0, "{joins} joins, {seen} seen");
+            }
+        });
+    }
 }
