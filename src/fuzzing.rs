@@ -14,6 +14,7 @@ use crate::transport::framing::{FramedReceiver, StreamKind};
 use crate::{spsc, Config};
 
 use crate::error::Error;
+use crate::ring::broadcast::{self, BroadcastControl, Overflow};
 use crate::ring::mpmc;
 use crate::ring::spsc::{Consumer, Producer, SpscControl};
 use crate::sync::atomic::AtomicU64;
@@ -194,6 +195,90 @@ pub fn mpmc_read(data: &[u8]) {
                 Ok(g) => producer.commit(g, len),
                 Err(Error::Full | Error::Corrupted(_) | Error::Disconnected) => {}
                 Err(e) => panic!("unexpected error from the MPMC write path: {e}"),
+            }
+        }
+    }
+}
+
+/// A broadcast ring built from `data`, everything a hostile peer shares written by the input:
+/// the first bytes pick the geometry (2..=16 slots of 1..=64 bytes), the policy, the history
+/// and the reader place; then come the shared words of the control block (`tail`,
+/// `writer_min`, `joins`, the peer counts, `hi`, the places' cursors and states: see
+/// `BroadcastControl::overwrite_shared`), then the slot area (stamps, lengths, payloads). A
+/// reader joins and reads, the writer's liveness check looks for dead readers, then a writer
+/// attaches and sends (in `Block` mode its rescan reads the hostile cursors). Panics only if a
+/// frame lies outside its slot, an unexpected error kind comes back, or a message of the
+/// wrong length is handed out.
+pub fn broadcast_read(data: &[u8]) {
+    if data.len() < 4 {
+        return;
+    }
+    let slots = 2u64 << (data[0] % 4);
+    let slot_size = 1 + u64::from(data[1] % 64);
+    let policy = if data[2] & 1 == 0 {
+        Overflow::Block
+    } else {
+        Overflow::Overwrite
+    };
+    let history = u64::from(data[2] >> 1) % slots;
+    let place = usize::from(data[3] % 4);
+    let mut words = data[4..].chunks(8).map(|c| {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(w)
+    });
+    // The shared control words: 5 fixed, then 4 places of 2 (the rest stay zero: unused).
+    let shared: Vec<u64> = words.by_ref().take(5 + 2 * 4).collect();
+    let ctrl = BroadcastControl::new(policy, history);
+    ctrl.overwrite_shared(&shared);
+    let mut slot_words = vec![0u64; (broadcast::data_len(slots, slot_size) / 8) as usize];
+    for (w, v) in slot_words.iter_mut().zip(words) {
+        *w = v;
+    }
+    let ctrl_ptr = NonNull::from(&ctrl);
+    let data_ptr = NonNull::new(slot_words.as_mut_ptr().cast::<u8>()).expect("vec pointer");
+    // SAFETY: the control block and the slot words (data_len bytes, 8-aligned) outlive every
+    // end made here, which are dropped at the end of this function; one thread uses them.
+    let consumer =
+        unsafe { broadcast::Consumer::attach(ctrl_ptr, data_ptr, slots, slot_size, place) };
+    if let Ok(mut consumer) = consumer {
+        if consumer.activate().is_ok() {
+            for _ in 0..(3 * slots) {
+                match consumer.try_peek() {
+                    Ok(frame) => {
+                        assert!(
+                            frame.len() as u64 <= slot_size,
+                            "frame larger than its slot"
+                        );
+                        let p = consumer.payload(&frame);
+                        // SAFETY: the ring validated `len` against the slot size; the bytes are
+                        // in the slot (Block) or in the consumer's own copy (Overwrite).
+                        let bytes = unsafe { std::slice::from_raw_parts(p, frame.len()) };
+                        std::hint::black_box(bytes.iter().fold(0u8, |a, b| a ^ b));
+                        consumer.release(frame);
+                    }
+                    Err(Error::Lagged { missed }) => {
+                        assert!(
+                            missed > 0 && policy == Overflow::Overwrite,
+                            "lag of {missed}"
+                        );
+                    }
+                    Err(Error::Corrupted(_) | Error::Empty | Error::Disconnected) => break,
+                    Err(e) => panic!("unexpected error from the broadcast read path: {e}"),
+                }
+            }
+            consumer.close();
+        }
+    }
+    // SAFETY: as above.
+    let producer = unsafe { broadcast::Producer::attach(ctrl_ptr, data_ptr, slots, slot_size) };
+    if let Ok(mut producer) = producer {
+        let _ = producer.watcher().detach_dead(&mut |_| Ok(false));
+        for len in [0usize, 1, slot_size as usize] {
+            match producer.try_reserve(len) {
+                Ok(g) => producer.commit(g, len),
+                Err(Error::Full | Error::Corrupted(_) | Error::Disconnected) => {}
+                Err(e) => panic!("unexpected error from the broadcast write path: {e}"),
             }
         }
     }

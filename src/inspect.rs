@@ -87,6 +87,44 @@ pub struct Participant {
     pub last_pid: u32,
 }
 
+/// One reader place of a broadcast segment, as its control block and its lock say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastReader {
+    /// The reader place (its participant index among the receivers).
+    pub place: usize,
+    /// The place is taken in the control block (a reader joined and did not leave).
+    pub active: bool,
+    /// A live process holds the place's liveness lock now.
+    pub alive: bool,
+    /// How many times the place was taken.
+    pub generation: u64,
+    /// The next position the reader reads.
+    pub cursor: u64,
+    /// Messages sent that it has not read (`tail - cursor`; 0 if its cursor is ahead).
+    pub lag: u64,
+}
+
+impl BroadcastReader {
+    /// Active in the control block but no process holds its lock: a reader that died and was
+    /// not detached yet (a `Block` writer detaches it once it is blocked behind it).
+    pub fn dead(&self) -> bool {
+        self.active && !self.alive
+    }
+}
+
+/// What a broadcast segment's control block says beyond the common [`RingView`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastInfo {
+    /// `"block"` or `"overwrite"` (`None`: a value no honest creator records).
+    pub policy: Option<&'static str>,
+    /// Messages a late joiner finds.
+    pub history: u64,
+    /// The next position the writer writes.
+    pub tail: u64,
+    /// Every reader place ever used (up to the segment's maximum and [`MAX_LISTED`]).
+    pub readers: Vec<BroadcastReader>,
+}
+
 /// What a segment is and who uses it.
 #[derive(Debug, Clone)]
 pub struct SegmentInfo {
@@ -109,6 +147,8 @@ pub struct SegmentInfo {
     pub ring: Option<RingView>,
     /// Every participant slot the segment has.
     pub participants: Vec<Participant>,
+    /// Broadcast segments: the policy and each reader's position and lag.
+    pub broadcast: Option<BroadcastInfo>,
     /// What is wrong with the segment; empty if nothing.
     pub problems: Vec<String>,
 }
@@ -219,6 +259,7 @@ pub fn inspect(name: &str) -> Result<Option<SegmentInfo>> {
         kind: None,
         ring: None,
         participants: Vec::new(),
+        broadcast: None,
         problems: Vec::new(),
     };
     if got < HEADER_LEN {
@@ -281,6 +322,31 @@ pub fn inspect(name: &str) -> Result<Option<SegmentInfo>> {
                     RingKind::Broadcast => broadcast::observe(ctrl, h.capacity),
                 }
             };
+            if kind == RingKind::Broadcast {
+                // SAFETY: as for `observe` just above.
+                let v = unsafe { broadcast::observe_readers(ctrl, receivers.min(MAX_LISTED)) };
+                info.broadcast = Some(BroadcastInfo {
+                    policy: v.policy.map(|p| p.as_str()),
+                    history: v.history,
+                    tail: v.tail,
+                    readers: v
+                        .readers
+                        .iter()
+                        .map(|r| BroadcastReader {
+                            place: r.place,
+                            active: r.active,
+                            alive: false, // from the lock, below
+                            generation: r.generation,
+                            cursor: r.cursor,
+                            lag: r.lag,
+                        })
+                        .collect(),
+                });
+                if v.policy.is_none() {
+                    info.problems
+                        .push("unknown broadcast overflow policy".into());
+                }
+            }
             if !view.consistent() {
                 info.problems.push(format!(
                     "ring positions {}..{} are more than the capacity apart",
@@ -312,6 +378,20 @@ pub fn inspect(name: &str) -> Result<Option<SegmentInfo>> {
                 alive,
                 last_pid,
             });
+        }
+    }
+    if let Some(b) = info.broadcast.as_mut() {
+        for r in &mut b.readers {
+            r.alive = info
+                .participants
+                .iter()
+                .any(|p| p.role == "receiver" && p.index == r.place && p.alive);
+        }
+        let dead = b.readers.iter().filter(|r| r.dead()).count();
+        if dead > 0 {
+            info.problems.push(format!(
+                "{dead} broadcast reader(s) died without leaving (detached by a blocked writer)"
+            ));
         }
     }
     Ok(Some(info))

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::unique_name;
+use common::{child_param, is_child, spawn_self, unique_name};
+use shmring::broadcast::{self, Overflow};
 use shmring::{spsc, Config};
 
 fn shmring(args: &[&str]) -> (i32, String, String) {
@@ -233,5 +234,104 @@ fn hostile_entries_neither_hang_nor_confuse_the_cli() {
     }
     assert!(out.contains(&format!("would remove /{sparse}")), "{out}");
     assert!(t.elapsed() < limit, "took {:?}", t.elapsed());
+    drop(tx);
+}
+
+/// A broadcast segment with three readers: one up to date, one that read nothing (its lag is
+/// every message), one in a child process SIGKILLed while attached (dead: its place is still
+/// taken, its lock is free). `ls` and `inspect` show the policy, each reader's lag and the dead
+/// one.
+#[test]
+fn ls_and_inspect_show_broadcast_readers_their_lag_and_dead_ones() {
+    const TEST: &str = "ls_and_inspect_show_broadcast_readers_their_lag_and_dead_ones";
+    if is_child() {
+        if let Some(name) = child_param("BCAST") {
+            let _rx = broadcast::Receiver::open(&name).unwrap();
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        return;
+    }
+    let name = unique_name("cli-bcast");
+    let cfg = Config::default()
+        .capacity(16)
+        .slot_size(32)
+        .overflow(Overflow::Overwrite);
+    let mut tx = broadcast::Sender::create(&name, cfg).unwrap();
+    let mut fast = broadcast::Receiver::open(&name).unwrap();
+    let _slow = broadcast::Receiver::open(&name).unwrap();
+    let child = spawn_self(TEST, &[("BCAST", name.clone())]);
+    let active = || {
+        shmring::inspect::inspect(&name)
+            .unwrap()
+            .and_then(|i| i.broadcast)
+            .map_or(0, |b| b.readers.iter().filter(|r| r.active).count())
+    };
+    let t0 = Instant::now();
+    while active() < 3 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "child never attached"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill();
+    for i in 0..5u8 {
+        tx.send(&[i; 20]).unwrap();
+    }
+    for i in 0..5u8 {
+        assert_eq!(&*fast.recv().unwrap(), &[i; 20]);
+    }
+
+    let (code, out, _) = shmring(&["ls", "--json"]);
+    assert_eq!(code, 0);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == format!("/{name}"))
+        .expect("our segment is listed");
+    assert_eq!(row["kind"], "broadcast");
+    let b = &row["broadcast"];
+    assert_eq!(b["policy"], "overwrite");
+    assert_eq!(b["tail"], 5);
+    let mut readers: Vec<(String, u64)> = b["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["state"].as_str().unwrap().to_owned(),
+                r["lag"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    readers.sort();
+    assert_eq!(
+        readers,
+        [("alive".into(), 0), ("alive".into(), 5), ("dead".into(), 5)],
+        "{b}"
+    );
+
+    let (code, out, _) = shmring(&["ls"]);
+    assert_eq!(code, 0);
+    let line = out.lines().find(|l| l.contains(&name)).expect("listed");
+    assert!(
+        line.contains("overwrite") && line.contains("5 (1 dead)"),
+        "{line}"
+    );
+
+    let (code, out, _) = shmring(&["inspect", &name]);
+    assert_eq!(code, 0);
+    assert!(out.contains("policy        overwrite"), "{out}");
+    assert!(out.contains("max lag       5 (1 dead)"), "{out}");
+    let dead = out
+        .lines()
+        .filter(|l| l.starts_with("reader") && l.contains(" dead "))
+        .count();
+    assert_eq!(dead, 1, "{out}");
+    assert!(out.contains("died without leaving"), "{out}");
     drop(tx);
 }

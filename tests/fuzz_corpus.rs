@@ -126,3 +126,48 @@ fn frame_decode_random_streams() {
         shmring::fuzzing::frame_decode(&stream);
     }
 }
+
+#[test]
+fn broadcast_read_corpus_replays_cleanly() {
+    replay("broadcast_read", shmring::fuzzing::broadcast_read);
+}
+
+#[test]
+fn broadcast_read_random_inputs() {
+    let mut rng = Rng(23);
+    for _ in 0..20_000 {
+        let len = (rng.next() % 900) as usize;
+        let mut input: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        // Plausible positions, cursors and stamps often enough to reach the slot checks: a
+        // small tail, small cursors, and slots stamped done/writing for nearby positions.
+        let words = 4 + 13 * 8;
+        if len > words + 16 * 8 && rng.next() % 2 == 0 {
+            input[0] %= 2; // 2 or 4 slots
+            input[1] = 15; // 16-byte slots: 4 words each
+            let tail = rng.next() % 8;
+            input[4..12].copy_from_slice(&tail.to_le_bytes());
+            for k in 0..8usize {
+                let at = 4 + (5 + k) * 8;
+                let v = if k % 2 == 0 {
+                    rng.next() % 10
+                } else {
+                    rng.next() % 4
+                };
+                input[at..at + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            let slots_at = 4 + 13 * 8;
+            for s in 0..4usize {
+                let at = slots_at + s * 32;
+                if at + 16 > len {
+                    break;
+                }
+                let pos = tail.saturating_sub(1 + rng.next() % 3);
+                let stamp = 2 * pos + 1 + rng.next() % 2;
+                input[at..at + 8].copy_from_slice(&stamp.to_le_bytes());
+                let l = rng.next() % 20;
+                input[at + 8..at + 16].copy_from_slice(&l.to_le_bytes());
+            }
+        }
+        shmring::fuzzing::broadcast_read(&input);
+    }
+}

@@ -4,6 +4,8 @@
 //! ```text
 //! shm-bench compare    [--runs 3] [--cpus 0,1] [--out target/shm-bench] [--quiet]
 //! shm-bench latency    [--url shm://x?wait=spin] [--size 64] [--iters 1000000] [--runs 5]
+//! shm-bench fanout     [--ring spsc,broadcast,iceoryx2,shaq] [--readers 1,2,4,8] [--sizes 64,4KiB]
+//! shm-bench mpmc       [--producers 2] [--consumers 2]
 //! shm-bench throughput [--url unix://@x] [--size 64] [--ms 500] [--runs 3]
 //! shm-bench sweep      [--url tcp://127.0.0.1:0] [--sizes 8,64,...] [--ms 100]
 //! ```
@@ -15,8 +17,13 @@
 mod chart;
 mod compare;
 mod fanout;
+mod fanout_cmd;
+#[cfg(feature = "peers")]
+mod fanout_peers;
+mod fanout_shm;
 mod latency;
 mod limit;
+mod mpmc_procs;
 #[cfg(feature = "peers")]
 mod peers;
 mod proc;
@@ -109,8 +116,47 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// MPMC throughput between P producer and C consumer processes (beside SPSC at 1x1).
+    /// One writer, N reader processes, every reader sees every message: throughput (aggregate
+    /// and per reader) and round trip (writer -> reader 0 -> writer) for each source
+    /// (`--ring`), reader count and size, runs interleaved, medians and ratios.
     Fanout {
+        /// Sources: spsc (1 reader: the baseline), broadcast, iceoryx2, shaq (the last two
+        /// with --features peers).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "spsc,broadcast,iceoryx2,shaq"
+        )]
+        ring: Vec<String>,
+        /// Reader process counts.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        readers: Vec<usize>,
+        /// Message sizes (at least 16 B: two stamps).
+        #[arg(long, value_delimiter = ',', default_value = "64,4KiB", value_parser = parse_size)]
+        sizes: Vec<usize>,
+        /// Interleaved runs of every case; the table reports medians.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Milliseconds counted per throughput run.
+        #[arg(long, default_value_t = 200)]
+        ms: u64,
+        /// Milliseconds of round trips per run.
+        #[arg(long, default_value_t = 100)]
+        rtt_ms: u64,
+        /// Ring memory of every source (bytes in flight; KiB / MiB suffixes).
+        #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+        ring_bytes: usize,
+        /// CPUs: the writer on the first, readers round robin from the second. Empty: none.
+        #[arg(long, default_value = "0,1", value_parser = parse_cpus)]
+        cpus: Cpus,
+        /// Polls (spin hints) before a process with nothing to do yields its core.
+        #[arg(long, default_value_t = fanout::DEFAULT_SPINS)]
+        spins: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// MPMC throughput between P producer and C consumer processes (beside SPSC at 1x1).
+    Mpmc {
         /// Producer processes.
         #[arg(long, default_value_t = 1)]
         producers: usize,
@@ -296,6 +342,42 @@ fn main() {
     let wall = Instant::now();
     match Cli::parse().cmd {
         Cmd::Fanout {
+            ring,
+            readers,
+            sizes,
+            runs,
+            ms,
+            rtt_ms,
+            ring_bytes,
+            cpus,
+            spins,
+            json,
+        } => {
+            let kinds = ring
+                .iter()
+                .map(|r| fanout_cmd::Kind::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap_or_else(|e| die(e));
+            if let Some(&n) = readers.iter().find(|&&n| n == 0 || n > fanout::MAX_READERS) {
+                die(format!("--readers {n}: 1 to {}", fanout::MAX_READERS));
+            }
+            if let Some(&s) = sizes.iter().find(|&&s| s < 16) {
+                die(format!("--sizes {s}: at least 16 bytes (two stamps)"));
+            }
+            fanout_cmd::command(&fanout_cmd::Options {
+                kinds,
+                readers,
+                sizes,
+                runs,
+                budget: Duration::from_millis(ms),
+                rtt_budget: Duration::from_millis(rtt_ms),
+                ring_bytes,
+                cpus: cpus.to_vec(),
+                spins,
+                json,
+            });
+        }
+        Cmd::Mpmc {
             producers,
             consumers,
             messages,
@@ -307,10 +389,10 @@ fn main() {
             let wait = parse_wait(&wait);
             let (mut mpmc, mut spsc) = (Vec::new(), Vec::new());
             for _ in 0..runs.max(1) {
-                let m = fanout::run(producers, consumers, messages, size, wait, &cpus);
+                let m = mpmc_procs::run(producers, consumers, messages, size, wait, &cpus);
                 mpmc.push(m.per_sec() as u64);
                 if producers == 1 && consumers == 1 {
-                    spsc.push(fanout::run_spsc(messages, size, wait, &cpus).per_sec() as u64);
+                    spsc.push(mpmc_procs::run_spsc(messages, size, wait, &cpus).per_sec() as u64);
                 }
             }
             let m = median(mpmc);

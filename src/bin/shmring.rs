@@ -80,7 +80,45 @@ struct Row {
     version: u32,
     initialised: bool,
     participants: Vec<Peer>,
+    /// Broadcast segments only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broadcast: Option<Broadcast>,
     problems: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Broadcast {
+    policy: String,
+    history: u64,
+    tail: u64,
+    readers: Vec<Reader>,
+}
+
+#[derive(Serialize)]
+struct Reader {
+    place: usize,
+    /// "alive", "dead" (joined, its process gone, not detached yet) or "left".
+    state: &'static str,
+    cursor: u64,
+    lag: u64,
+    generation: u64,
+}
+
+impl Broadcast {
+    fn live(&self) -> impl Iterator<Item = &Reader> {
+        self.readers.iter().filter(|r| r.state != "left")
+    }
+
+    /// The largest lag of a reader that holds its place, and how many of those are dead.
+    fn lag_cell(&self) -> String {
+        let max = self.live().map(|r| r.lag).max();
+        let dead = self.live().filter(|r| r.state == "dead").count();
+        match (max, dead) {
+            (None, _) => "-".into(),
+            (Some(m), 0) => m.to_string(),
+            (Some(m), d) => format!("{m} ({d} dead)"),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -122,6 +160,28 @@ fn row(info: &SegmentInfo) -> Row {
                 last_pid: p.last_pid,
             })
             .collect(),
+        broadcast: info.broadcast.as_ref().map(|b| Broadcast {
+            policy: b.policy.unwrap_or("?").to_owned(),
+            history: b.history,
+            tail: b.tail,
+            readers: b
+                .readers
+                .iter()
+                .map(|r| Reader {
+                    place: r.place,
+                    state: if r.dead() {
+                        "dead"
+                    } else if r.active {
+                        "alive"
+                    } else {
+                        "left"
+                    },
+                    cursor: r.cursor,
+                    lag: r.lag,
+                    generation: r.generation,
+                })
+                .collect(),
+        }),
         problems: info.problems.clone(),
     }
 }
@@ -145,18 +205,23 @@ fn peers_cell(r: &Row) -> String {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<32} {:<5} {:>10} {:>10} {:<24} {:>8} PROBLEMS",
-        "NAME", "KIND", "CAPACITY", "USED", "PEERS", "AGE"
+        "{:<32} {:<9} {:>10} {:>10} {:<24} {:<9} {:>12} {:>8} PROBLEMS",
+        "NAME", "KIND", "CAPACITY", "USED", "PEERS", "POLICY", "MAX LAG", "AGE"
     );
     for r in rows {
         let used = r.used.map_or("-".into(), |u| u.to_string());
+        let (policy, lag) = r.broadcast.as_ref().map_or(("-".into(), "-".into()), |b| {
+            (b.policy.clone(), b.lag_cell())
+        });
         println!(
-            "{:<32} {:<5} {:>10} {:>10} {:<24} {:>7}s {}",
+            "{:<32} {:<9} {:>10} {:>10} {:<24} {:<9} {:>12} {:>7}s {}",
             r.name,
             r.kind,
             r.capacity,
             used,
             peers_cell(r),
+            policy,
+            lag,
             r.age_secs,
             if r.problems.is_empty() {
                 "-".into()
@@ -226,6 +291,18 @@ fn run(cli: Cli) -> shmring::Result<ExitCode> {
                         if p.alive { "alive" } else { "dead or absent" },
                         p.last_pid
                     );
+                }
+                if let Some(b) = &r.broadcast {
+                    println!("policy        {}", b.policy);
+                    println!("history       {}", b.history);
+                    println!("tail          {}", b.tail);
+                    println!("max lag       {}", b.lag_cell());
+                    for x in &b.readers {
+                        println!(
+                            "reader   {:>3}  {:<5}  cursor {}  lag {}  (taken {} times)",
+                            x.place, x.state, x.cursor, x.lag, x.generation
+                        );
+                    }
                 }
                 if r.problems.is_empty() {
                     println!("problems      none");
