@@ -39,6 +39,10 @@ const LAYERS: &[(&str, u32)] = &[
     ("endpoint", 5),
     // Read-only inspection for the CLI and monitoring; its tests make real channels.
     ("inspect", 5),
+    // Waiting on many shm halves (epoll over their doorbells).
+    ("waitset", 5),
+    // The async halves (feature `tokio`) over the shm halves' doorbells.
+    ("tokio", 5),
     // The hidden entry module for fuzz targets, which may reach anything.
     ("fuzzing", 6),
     // The loom models' way in (only under --cfg shmring_loom).

@@ -1,0 +1,193 @@
+//! Doorbells: a pollable descriptor per waiting channel half, rung by the other side.
+//!
+//! A futex cannot be put in an `epoll` set or handed to tokio, so a half that wants to wait in
+//! an event loop needs a descriptor that turns readable when the half can make progress. That
+//! descriptor is its *doorbell*.
+//!
+//! # Protocol: the futex protocol with a second kind of waiter
+//! A poller *arms* its doorbell ([`Event::arm_poller`](super::wait::Event::arm_poller)): it sets
+//! its bit in the event's `bells` mask, adds [`POLLER`](super::wait::POLLER) to the event's
+//! `waiters` word and fences, then re-checks the ring, and only then waits for the descriptor.
+//! A notifier already does "publish, fence, read `waiters`" and stops there when the word is 0,
+//! so nothing is added to the fast path while nobody polls: the same load decides both kinds of
+//! wake. When the word says a poller is armed, the notifier (on its cold path) reads the mask
+//! and sends one datagram to each marked place. The fences give the same "no lost wakeup"
+//! argument as for sleepers (module docs of `sync::wait`): either the notifier sees the armed
+//! poller, or the poller's re-check sees the publication. A poller drains its socket *before*
+//! re-checking, so a datagram that arrives after that is a new notification, never one it
+//! has already acted on; a stale datagram is at worst a spurious wakeup.
+//!
+//! Close rings every doorbell (`notify_all`). Death cannot ring anything: a poller re-checks its
+//! peer's liveness every liveness interval, as a blocking waiter does after each slice (the
+//! async halves do it with a timer, the `WaitSet` with its `epoll_wait` timeout).
+//!
+//! # Why a datagram socket in the abstract namespace
+//! The doorbell must work between unrelated processes that share only the segment (a name, or
+//! an anonymous memfd passed once). The choices considered:
+//!
+//! * **eventfd passed with `SCM_RIGHTS`**: cheapest to ring (`write(2)` of 8 bytes), but an
+//!   eventfd only reaches another process over a socket connection, and unrelated processes
+//!   sharing a name have none: every attach would need a rendezvous socket and a broker for
+//!   processes that come and go (MPMC). It would also keep one descriptor per peer open.
+//! * **a FIFO named after the segment**: reachable by name, but one FIFO is shared by all
+//!   pollers of a direction (a byte read by one is lost to the others), leaves a file to clean
+//!   up after a crash, and an anonymous segment has no name to derive it from.
+//! * **a Unix datagram socket per waiting place, in the abstract namespace** (chosen): the
+//!   address is derived from a random 64-bit token the creator writes into the segment and the
+//!   waiter's participant index, so any process that maps the segment (named or anonymous) can
+//!   ring it, and no other can guess it; the kernel removes the address when the socket closes
+//!   or its process dies, so nothing is left behind; each waiter has its own socket, so a ring
+//!   reaches exactly the places marked. Ringing is one `sendto(2)` on an unbound socket the
+//!   notifier keeps (about a microsecond; an eventfd `write` is a few hundred nanoseconds, a
+//!   FIFO `write` in between), paid only while a poller is armed. A datagram to an address
+//!   nobody holds fails with `ECONNREFUSED` and is ignored; a full receive queue means a bell
+//!   is already pending, also ignored.
+//!
+//! Limits: abstract addresses live in a network namespace; processes in different network
+//! namespaces that share a segment get no doorbell (their pollers still notice progress at each
+//! liveness re-check, so they degrade to polling, never hang). Any process of the namespace can
+//! send a datagram to a doorbell it learned the address of: that is a spurious wakeup, nothing
+//! more (a poller always re-checks the ring). Up to 64 places have distinct bits; beyond that
+//! (MPMC with more than 64 participants on a side) places share bits and a ring reaches every
+//! place of a shared bit.
+
+use std::cell::OnceCell;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    bind, recv, sendto, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
+};
+
+use crate::error::{Error, Result};
+
+/// A fresh random doorbell token (never 0, which means "no doorbells" in older segments).
+pub(crate) fn new_token() -> Result<u64> {
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| Error::io("reading /dev/urandom for the doorbell token", e))?;
+    Ok(u64::from_ne_bytes(bytes).max(1))
+}
+
+/// The abstract address of place `index`'s doorbell in the segment with `token`.
+fn address(token: u64, index: usize) -> io::Result<UnixAddr> {
+    UnixAddr::new_abstract(format!("shmring-bell-{token:016x}-{index}").as_bytes())
+        .map_err(io::Error::from)
+}
+
+fn dgram_socket() -> io::Result<OwnedFd> {
+    socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(io::Error::from)
+}
+
+/// A waiting place's doorbell: a bound, non-blocking datagram socket that turns readable when
+/// it is rung.
+#[derive(Debug)]
+pub(crate) struct Bell {
+    fd: OwnedFd,
+}
+
+impl Bell {
+    /// Binds place `index`'s doorbell for the segment with `token`.
+    pub(crate) fn bind(token: u64, index: usize) -> Result<Bell> {
+        if token == 0 {
+            return Err(Error::Incompatible(
+                "the segment was made without doorbells (no token); recreate it".into(),
+            ));
+        }
+        let fd = dgram_socket().map_err(|e| Error::io("doorbell socket", e))?;
+        let addr = address(token, index).map_err(|e| Error::io("doorbell address", e))?;
+        bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).map_err(|e| {
+            Error::io(
+                format!("binding doorbell of place {index}"),
+                io::Error::from(e),
+            )
+        })?;
+        Ok(Bell { fd })
+    }
+
+    /// Takes every pending ring; returns how many there were. Call before re-checking.
+    pub(crate) fn drain(&self) -> usize {
+        let mut buf = [0u8; 16];
+        let mut n = 0;
+        loop {
+            match recv(
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                &mut buf,
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(_) => n += 1,
+                Err(Errno::EINTR) => {}
+                // EAGAIN: drained. Anything else cannot be helped by retrying; the caller
+                // re-checks the ring in any case.
+                Err(_) => return n,
+            }
+        }
+    }
+}
+
+impl AsFd for Bell {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// What a notifier rings doorbells with: an unbound datagram socket, made on first use.
+#[derive(Debug, Default)]
+pub(crate) struct Ringer {
+    fd: OnceCell<Option<OwnedFd>>,
+}
+
+impl Ringer {
+    /// Rings place `index`'s doorbell in the segment with `token`. Failures are ignored: no one
+    /// there (`ECONNREFUSED`), a bell already pending (`EAGAIN`), or no socket to be had (the
+    /// poller then notices at its next liveness re-check).
+    pub(crate) fn ring(&self, token: u64, index: usize) {
+        let Some(fd) = self.fd.get_or_init(|| dgram_socket().ok()) else {
+            return;
+        };
+        let Ok(addr) = address(token, index) else {
+            return;
+        };
+        let _ = sendto(
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            &[1],
+            &addr,
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ring_makes_the_bell_readable_and_drain_empties_it() {
+        let token = new_token().unwrap();
+        let bell = Bell::bind(token, 3).unwrap();
+        assert_eq!(bell.drain(), 0);
+        let ringer = Ringer::default();
+        ringer.ring(token, 3);
+        ringer.ring(token, 3);
+        ringer.ring(token, 4); // nobody there: ignored
+        assert_eq!(bell.drain(), 2);
+        assert_eq!(bell.drain(), 0);
+        // The address is taken while the bell lives, and free again after.
+        assert!(Bell::bind(token, 3).is_err());
+        drop(bell);
+        assert!(Bell::bind(token, 3).is_ok());
+    }
+
+    #[test]
+    fn token_zero_has_no_doorbell() {
+        assert!(matches!(Bell::bind(0, 0), Err(Error::Incompatible(_))));
+    }
+}
