@@ -290,3 +290,85 @@ mod futures_util_lite {
         poll_fn(|cx| Pin::new(&mut *s).poll_flush(cx)).await
     }
 }
+
+/// Every transport URL (and both rings) through the generic async halves: the receiver waits
+/// before anything is sent (woken by the readiness fd: the doorbell, the socket, the pipe, the
+/// queue; on TCP and Unix streams the fd changes from the listener to the connection), then
+/// batches flow both ways of the API while the receiver's futures are cancelled at random
+/// (`recv_batch` and `recv_into` inside timeouts of a few microseconds): every message arrives
+/// once, in order; then the sender's drop ends the stream with `Disconnected`.
+#[test]
+fn every_transport_async_with_batches_and_random_cancellations() {
+    use common::{pair, ALL};
+    use shmring::channel::Batch;
+    use shmring::tokio::{AsyncReceiver, AsyncSender};
+    const N: u32 = 3000;
+    for t in ALL {
+        let (tx, rx, url) = pair(t, "async-every");
+        runtime().block_on(async {
+            let mut tx = AsyncSender::new(tx);
+            let mut rx = AsyncReceiver::new(rx);
+            let (got, ()) = tokio::join!(rx.recv(), async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                tx.send(b"first").await.unwrap();
+            });
+            assert_eq!(got.unwrap(), b"first", "{url}");
+            let sender = async move {
+                let msgs: Vec<[u8; 4]> = (0..N).map(|i| i.to_le_bytes()).collect();
+                let mut sent = 0usize;
+                while sent < msgs.len() {
+                    let end = (sent + 1 + sent % 37).min(msgs.len());
+                    let chunk: Vec<&[u8]> = msgs[sent..end].iter().map(|m| &m[..]).collect();
+                    sent += tx.send_batch(&chunk).await.unwrap();
+                    if sent % 7 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                drop(tx);
+            };
+            let receiver = async {
+                let mut rng = Rng(u64::from(N) ^ url.len() as u64);
+                let mut next = 0u32;
+                let mut batch = Batch::new();
+                let mut buf = Vec::new();
+                let mut cancelled = 0u32;
+                while next < N {
+                    let d = Duration::from_nanos(rng.next() % 30_000);
+                    if rng.next() % 2 == 0 {
+                        match tokio::time::timeout(d, rx.recv_batch(&mut batch, 64)).await {
+                            Ok(r) => {
+                                let n = r.unwrap_or_else(|e| panic!("{url}: {e}"));
+                                assert!(n >= 1 && n == batch.len(), "{url}");
+                                for m in batch.iter() {
+                                    assert_eq!(m, next.to_le_bytes(), "{url}: lost or reordered");
+                                    next += 1;
+                                }
+                            }
+                            Err(_) => cancelled += 1,
+                        }
+                    } else {
+                        match tokio::time::timeout(d, rx.recv_into(&mut buf)).await {
+                            Ok(r) => {
+                                r.unwrap_or_else(|e| panic!("{url}: {e}"));
+                                assert_eq!(buf, next.to_le_bytes(), "{url}: lost or reordered");
+                                next += 1;
+                            }
+                            Err(_) => cancelled += 1,
+                        }
+                    }
+                }
+                let end = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+                assert!(
+                    matches!(end, Ok(Err(Error::Disconnected))),
+                    "{url}: {end:?}"
+                );
+                assert!(!rx.is_armed(), "{url}");
+                cancelled
+            };
+            let ((), _cancelled) = tokio::join!(sender, receiver);
+        });
+        if t != common::T::Pipe && t != common::T::Tcp {
+            common::assert_gone(&url);
+        }
+    }
+}

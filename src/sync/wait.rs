@@ -312,11 +312,13 @@ impl Event {
     /// in `waiters` and returns the doorbell mask. The same step as a sleeper's announcement
     /// (step 2): the caller re-checks its condition after this, then waits for its doorbell.
     pub(crate) fn arm_poller(&self, bit: u32) {
-        // Set before the count; the count's increment (a release operation) carries it to the
-        // notifier that reads the count (Acquire load in `wake`).
+        // Both Relaxed, both before the fence: a notifier whose fence comes after ours (in the
+        // SeqCst order) sees the count *and* the bit; one whose fence comes before may see the
+        // count without the bit, but then our re-check sees its publication, so the ring it
+        // misses is one we do not need (model `wait_poller_is_rung_or_sees_the_change`; an
+        // Acquire/Release pair here was tried and its weakening survived that model).
         self.bells.fetch_or(1u64 << (bit % 64), Ordering::Relaxed);
-        // Release: pairs with the Acquire load of `waiters` in `wake` (the bit above).
-        self.waiters.fetch_add(POLLER, Ordering::Release);
+        self.waiters.fetch_add(POLLER, Ordering::Relaxed);
         // Pairs with the fence in `notify`: either the notifier sees this announcement, or
         // our re-check sees its publication (module docs, as for a sleeper).
         fence(Ordering::SeqCst);
@@ -347,17 +349,14 @@ impl Event {
         if waiters == 0 || !cond() {
             return 0;
         }
-        self.wake(how, count)
+        self.wake(how, count, waiters)
     }
 
     /// The slow half of `notify`: someone announced itself (a sleeper, a poller, or both).
     #[cold]
     #[inline(never)]
-    fn wake(&self, how: Sleep, count: u32) -> u64 {
-        // Acquire: pairs with the Release increment in `arm_poller`, so the bit a poller set
-        // before counting itself is seen with its count. (A re-load: the fast path's load
-        // stays Relaxed, and this path is taken only when someone waits.)
-        let waiters = self.waiters.load(Ordering::Acquire);
+    fn wake(&self, how: Sleep, count: u32, waiters: u32) -> u64 {
+        // Relaxed: see `arm_poller` for why a bit missed here is a ring nobody needs.
         let bells = if waiters >= POLLER {
             self.bells.load(Ordering::Relaxed)
         } else {
