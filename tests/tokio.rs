@@ -313,19 +313,22 @@ fn every_transport_async_with_batches_and_random_cancellations() {
                 tx.send(b"first").await.unwrap();
             });
             assert_eq!(got.unwrap(), b"first", "{url}");
-            let sender = async move {
+            // The rest comes from a thread with the blocking half, in batches, pausing now
+            // and then, so that the receiver's futures are often pending when cancelled.
+            let mut tx = tx.into_inner();
+            let sender = std::thread::spawn(move || {
                 let msgs: Vec<[u8; 4]> = (0..N).map(|i| i.to_le_bytes()).collect();
+                let mut rng = Rng(5);
                 let mut sent = 0usize;
                 while sent < msgs.len() {
                     let end = (sent + 1 + sent % 37).min(msgs.len());
                     let chunk: Vec<&[u8]> = msgs[sent..end].iter().map(|m| &m[..]).collect();
-                    sent += tx.send_batch(&chunk).await.unwrap();
-                    if sent % 7 == 0 {
-                        tokio::task::yield_now().await;
+                    sent += tx.send_batch(&chunk).unwrap();
+                    if rng.next() % 4 == 0 {
+                        std::thread::sleep(Duration::from_micros(rng.next() % 3000));
                     }
                 }
-                drop(tx);
-            };
+            });
             let receiver = async {
                 let mut rng = Rng(u64::from(N) ^ url.len() as u64);
                 let mut next = 0u32;
@@ -333,7 +336,7 @@ fn every_transport_async_with_batches_and_random_cancellations() {
                 let mut buf = Vec::new();
                 let mut cancelled = 0u32;
                 while next < N {
-                    let d = Duration::from_nanos(rng.next() % 30_000);
+                    let d = Duration::from_micros(rng.next() % 2000);
                     if rng.next() % 2 == 0 {
                         match tokio::time::timeout(d, rx.recv_batch(&mut batch, 64)).await {
                             Ok(r) => {
@@ -365,7 +368,10 @@ fn every_transport_async_with_batches_and_random_cancellations() {
                 assert!(!rx.is_armed(), "{url}");
                 cancelled
             };
-            let ((), _cancelled) = tokio::join!(sender, receiver);
+            let cancelled = receiver.await;
+            sender.join().unwrap();
+            eprintln!("{url}: {cancelled} receive futures cancelled");
+            assert!(cancelled > 0, "{url}: the stress cancelled nothing");
         });
         if t != common::T::Pipe && t != common::T::Tcp {
             common::assert_gone(&url);
