@@ -75,6 +75,8 @@ pub mod waitset;
 
 pub use config::Config;
 pub use endpoint::{connect, listen};
+#[cfg(feature = "tokio")]
+pub use endpoint::{connect_async, listen_async};
 pub use error::{Error, Result};
 pub use shm::mpmc;
 pub use shm::spsc;

@@ -2,7 +2,7 @@
 //!
 //! [`AsyncSender`] and [`AsyncReceiver`] wrap any channel half (a shared-memory
 //! [`shm::Sender`] / [`shm::Receiver`] of any ring, or a fallback transport, or the boxed half
-//! of [`listen_async`] / [`connect_async`]) and wait on its
+//! of [`listen_async`](crate::listen_async) / [`connect_async`](crate::connect_async)) and wait on its
 //! [readiness descriptor](crate::channel::Readiness) with tokio's [`AsyncFd`], so one task (or
 //! one thread of a current-thread runtime) serves any number of channels next to sockets and
 //! timers. A shared-memory half waits on its *doorbell*, which its peer rings only while the
@@ -21,8 +21,8 @@
 //!
 //! // Any transport, by URL:
 //! let url = format!("unix-seqpacket://@doc-tokio-{}", std::process::id());
-//! let mut rx = shmring::tokio::listen_async(&url)?;
-//! let mut tx = shmring::tokio::connect_async(&url)?;
+//! let mut rx = shmring::listen_async(&url)?;
+//! let mut tx = shmring::connect_async(&url)?;
 //! tx.send_batch(&[b"one", b"two"]).await?;
 //! let mut batch = shmring::channel::Batch::new();
 //! let n = rx.recv_batch(&mut batch, 16).await?;
@@ -591,14 +591,4 @@ impl<R: Flavor> shm::Sender<R> {
     pub fn into_async(self) -> Result<AsyncSender<Self>> {
         Ok(AsyncSender::new(self))
     }
-}
-
-/// [`listen`](crate::listen) as an [`AsyncReceiver`]: any URL (shared memory or transport).
-pub fn listen_async(url: &str) -> Result<AsyncReceiver<Box<dyn channel::Receiver>>> {
-    Ok(AsyncReceiver::new(crate::listen(url)?))
-}
-
-/// [`connect`](crate::connect) as an [`AsyncSender`]: any URL.
-pub fn connect_async(url: &str) -> Result<AsyncSender<Box<dyn channel::Sender>>> {
-    Ok(AsyncSender::new(crate::connect(url)?))
 }

@@ -139,8 +139,9 @@ fn send_is_cancel_safe_under_random_cancellations() {
 }
 
 /// Ping-pong between two processes, both async on current-thread runtimes: every message is
-/// answered, so a single lost wakeup hangs the test. `SHMRING_ASYNC_PINGPONG` scales it (the
-/// issue's 10 M locally; 200 000 by default).
+/// answered, so a single lost wakeup hangs the test (each answer is awaited at most 30 s).
+/// `SHMRING_ASYNC_PINGPONG` sets the count: 10 000 000 is the development-machine figure
+/// (recorded in docs/RELIABILITY.md); the default, 200 000, keeps CI's run to seconds.
 #[test]
 fn async_ping_pong_between_processes() {
     const TEST: &str = "async_ping_pong_between_processes";
