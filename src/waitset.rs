@@ -61,6 +61,12 @@ macro_rules! waitable {
         impl<R: Flavor> sealed::Sealed for shm::$half<R> {}
         impl<R: Flavor> Waitable for shm::$half<R> {
             fn ws_arm(&mut self) -> Result<BorrowedFd<'_>> {
+                if self.wait_strategy() == crate::Wait::Spin {
+                    // Its peer skips all wake-up work: the doorbell would never ring.
+                    return Err(Error::Incompatible(
+                        "a Wait::Spin ring rings no doorbell; a WaitSet cannot wait on it".into(),
+                    ));
+                }
                 self.arm()?;
                 self.doorbell()
             }
@@ -122,14 +128,20 @@ impl<T: Waitable> WaitSet<T> {
         })
     }
 
-    /// Adds `half` (armed from now on); its key.
+    /// Adds `half` (armed from now on); its key. A half of a [`Wait::Spin`](crate::Wait::Spin)
+    /// ring is refused ([`Error::Incompatible`]): its peer rings nothing.
     pub fn insert(&mut self, mut half: T) -> Result<usize> {
-        let key = self.free.pop().unwrap_or(self.slots.len());
-        self.interval = self.interval.min(half.ws_interval());
+        // The key is taken only once the half is in: a refused half leaves the set as it was
+        // (the half, dropped, disarms itself).
+        let key = self.free.last().copied().unwrap_or(self.slots.len());
         let fd = half.ws_arm()?;
         self.epoll
             .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, key as u64))
             .map_err(|e| Error::io("epoll_ctl(ADD) of a doorbell", std::io::Error::from(e)))?;
+        self.interval = self.interval.min(half.ws_interval());
+        if self.free.last() == Some(&key) {
+            self.free.pop();
+        }
         if key == self.slots.len() {
             self.slots.push(Some(half));
         } else {

@@ -90,3 +90,13 @@ fn a_thousand_channels_random_ones_ready() {
     assert!(!rx.is_armed());
     assert_eq!(set.len(), CHANNELS - 1);
 }
+
+#[test]
+fn a_spin_ring_is_refused() {
+    let name = unique_name("ws-spin");
+    let _tx = spsc::Sender::create(&name, Config::default().wait(shmring::Wait::Spin)).unwrap();
+    let mut set = WaitSet::new().unwrap();
+    let rx = spsc::Receiver::open(&name).unwrap();
+    assert!(matches!(set.insert(rx), Err(Error::Incompatible(_))));
+    assert!(set.is_empty());
+}
