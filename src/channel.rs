@@ -28,6 +28,7 @@
 //! a boxed half: see [`crate::listen`] and [`crate::connect`].
 
 use std::ops::Range;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use crate::error::Result;
@@ -80,6 +81,13 @@ pub trait Sender: Send {
     fn send_batch_timeout(&mut self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
         let deadline = crate::sync::wait::Until::after(timeout);
         send_each(msgs, |m| self.send_timeout(m, deadline.remaining()))
+    }
+
+    /// How an event loop waits until this half can send: see [`Readiness`]. `None` for a
+    /// transport with no descriptor to poll (System V queues): an event loop then retries on a
+    /// timer.
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        None
     }
 }
 
@@ -252,5 +260,123 @@ pub trait Receiver: Send {
     /// that do not say.
     fn local_url(&self) -> Option<String> {
         None
+    }
+
+    /// How an event loop waits until this half can receive: see [`Readiness`]. `None` for a
+    /// transport with no descriptor to poll (System V queues).
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        None
+    }
+}
+
+/// Which way a readiness descriptor turns when its half can make progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Wait until the descriptor is readable (`POLLIN`, `EPOLLIN`).
+    Readable,
+    /// Wait until the descriptor is writable (`POLLOUT`, `EPOLLOUT`).
+    Writable,
+}
+
+/// How an event loop (epoll, tokio: see [`WaitSet`](crate::WaitSet) and `shmring::tokio`)
+/// waits on a channel half: a descriptor that turns ready when the half may make progress.
+///
+/// The protocol, the same for every transport:
+///
+/// 1. [`arm`](Self::arm) (idempotent), then *try* the operation (`try_recv_into`, `try_send`...);
+/// 2. on `Empty` / `Full`, wait until the descriptor `arm` gave is ready (the interest it
+///    gave), for at most [`check_interval`](Self::check_interval) if it has one;
+/// 3. [`clear`](Self::clear), then [`check_peer`](Self::check_peer) if the interval passed,
+///    and go to 1 (call `arm` again: the descriptor may change, once, when a listening
+///    socket accepts its sender);
+/// 4. once the operation succeeded, [`disarm`](Self::disarm) (or stay armed while polling).
+///
+/// A shared-memory half's descriptor is its *doorbell* (`sync::doorbell`), a datagram socket
+/// the other side rings only while this half is armed, so a channel nobody polls costs
+/// nothing. A fallback transport's is its own socket, pipe, FIFO or queue descriptor; `arm`,
+/// `clear` and `disarm` do nothing there but give it.
+pub trait Readiness {
+    /// Announces the caller as a poller and gives the descriptor to wait on, with the
+    /// readiness to wait for. `Ok(None)`: this half's peer never rings (a [`Wait::Spin`]
+    /// ring): poll again at once, as spin asks.
+    ///
+    /// [`Wait::Spin`]: crate::Wait::Spin
+    fn arm(&mut self) -> Result<Option<(BorrowedFd<'_>, Interest)>>;
+    /// Withdraws [`arm`](Self::arm): the peer stops ringing. Idempotent.
+    fn disarm(&mut self) {}
+    /// Takes pending rings off the descriptor; call after it was reported ready and before
+    /// trying the operation again.
+    fn clear(&mut self) {}
+    /// Whether the peer is alive: `Err(PeerDead)` when it died (a dead peer rings nothing).
+    /// Call every [`check_interval`](Self::check_interval).
+    fn check_peer(&self) -> Result<()> {
+        Ok(())
+    }
+    /// How often to call [`check_peer`](Self::check_peer) while waiting; `None` if the
+    /// descriptor itself reports the peer's end (sockets, pipes, queues).
+    fn check_interval(&self) -> Option<Duration> {
+        None
+    }
+}
+
+impl<T: Sender + ?Sized> Sender for Box<T> {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        (**self).send(msg)
+    }
+    fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        (**self).try_send(msg)
+    }
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        (**self).send_timeout(msg, timeout)
+    }
+    fn max_message_size(&self) -> usize {
+        (**self).max_message_size()
+    }
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        (**self).send_batch(msgs)
+    }
+    fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        (**self).try_send_batch(msgs)
+    }
+    fn send_batch_timeout(&mut self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
+        (**self).send_batch_timeout(msgs, timeout)
+    }
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        (**self).readiness()
+    }
+}
+
+impl<T: Receiver + ?Sized> Receiver for Box<T> {
+    fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        (**self).recv_into(buf)
+    }
+    fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        (**self).try_recv_into(buf)
+    }
+    fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        (**self).recv_into_timeout(buf, timeout)
+    }
+    fn max_message_size(&self) -> usize {
+        (**self).max_message_size()
+    }
+    fn recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        (**self).recv_batch(batch, max)
+    }
+    fn try_recv_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize> {
+        (**self).try_recv_batch(batch, max)
+    }
+    fn recv_batch_timeout(
+        &mut self,
+        batch: &mut Batch,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize> {
+        (**self).recv_batch_timeout(batch, max, timeout)
+    }
+    fn local_url(&self) -> Option<String> {
+        (**self).local_url()
+    }
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        (**self).readiness()
     }
 }

@@ -716,6 +716,19 @@ pub fn connect(url: &str) -> Result<Box<dyn Sender>> {
     Endpoint::parse(url)?.connect()
 }
 
+/// [`listen`] as an async receiver (feature `tokio`): any URL, shared memory or transport,
+/// waiting on the half's readiness descriptor with tokio's reactor (see `shmring::tokio`).
+#[cfg(feature = "tokio")]
+pub fn listen_async(url: &str) -> Result<crate::tokio::AsyncReceiver<Box<dyn Receiver>>> {
+    Ok(crate::tokio::AsyncReceiver::new(listen(url)?))
+}
+
+/// [`connect`] as an async sender (feature `tokio`): any URL.
+#[cfg(feature = "tokio")]
+pub fn connect_async(url: &str) -> Result<crate::tokio::AsyncSender<Box<dyn Sender>>> {
+    Ok(crate::tokio::AsyncSender::new(connect(url)?))
+}
+
 /// A duration written `0`, `750ns`, `20us`, `5ms` or `1s` (whole numbers).
 fn parse_duration(s: &str) -> Option<Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());

@@ -27,6 +27,9 @@
 //!   segment's descriptor.
 //! * [`inspect`]: read-only inspection of segments (`shmring ls`), for monitoring.
 //! * [`trust`]: who may attach (owners of named objects, credentials of socket peers).
+//! * `tokio` (feature `tokio`): async halves (`AsyncSender`, `AsyncReceiver`) of every ring and
+//!   every transport URL, waiting on the halves' readiness fds with tokio's reactor.
+//! * [`waitset`]: [`WaitSet`], one thread waiting on many channel halves (`epoll`).
 //! * [`transport`]: the fallback transports (pipe, FIFO, Unix sockets, POSIX and System V
 //!   message queues, TCP), reached by URL through [`endpoint`].
 //!
@@ -66,14 +69,20 @@ pub mod segment;
 pub mod inspect;
 pub mod shm;
 mod sync;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod transport;
 pub mod trust;
+pub mod waitset;
 
 pub use config::Config;
 pub use endpoint::{connect, listen};
+#[cfg(feature = "tokio")]
+pub use endpoint::{connect_async, listen_async};
 pub use error::{Error, Result};
 pub use shm::broadcast;
 pub use shm::mpmc;
 pub use shm::spsc;
 pub use sync::Wait;
 pub use trust::{PeerCredentials, Trust};
+pub use waitset::WaitSet;

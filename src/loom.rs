@@ -18,6 +18,18 @@ pub use crate::sync::atomic;
 pub use crate::sync::wait::{Event, WaitPolicy};
 pub use crate::Wait;
 
+/// Announces a poller at bit `bit` of `event` (what arming a doorbell does to the event), for
+/// the doorbell models: the sockets themselves are not modelled, the mask a notifier returns
+/// is what it would ring.
+pub fn arm_poller(event: &Event, bit: u32) {
+    event.arm_poller(bit)
+}
+
+/// Withdraws a poller announced by [`arm_poller`].
+pub fn disarm_poller(event: &Event) {
+    event.disarm_poller()
+}
+
 /// A heap "segment" holding one ring of kind `R`, shared by the model's threads.
 #[derive(Debug)]
 pub struct Heap<R: Flavor> {

@@ -35,14 +35,18 @@ const LAYERS: &[(&str, u32)] = &[
     ("shm", 4),
     // The fallback transports.
     ("transport", 4),
-    // URL parsing and listen/connect, above every channel kind.
-    ("endpoint", 5),
+    // URL parsing and listen/connect (and their async forms), above every channel kind.
+    ("endpoint", 6),
     // Read-only inspection for the CLI and monitoring; its tests make real channels.
     ("inspect", 5),
+    // Waiting on many shm halves (epoll over their doorbells).
+    ("waitset", 5),
+    // The async halves (feature `tokio`) over any half's readiness fd.
+    ("tokio", 5),
     // The hidden entry module for fuzz targets, which may reach anything.
-    ("fuzzing", 6),
+    ("fuzzing", 7),
     // The loom models' way in (only under --cfg shmring_loom).
-    ("loom", 6),
+    ("loom", 7),
 ];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;

@@ -27,10 +27,10 @@
 use std::sync::Arc;
 
 use loom::thread;
-use shmring::loom::atomic::{AtomicU32, Ordering};
+use shmring::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use shmring::loom::{
-    halt_receiver, halt_sender, kill, resume_sender, wait_for, Broadcast, Event, Half, Halt, Heap,
-    Mpmc, Overflow, Spsc,
+    arm_poller, disarm_poller, halt_receiver, halt_sender, kill, resume_sender, wait_for, Broadcast,
+    Event, Half, Halt, Heap, Mpmc, Overflow, Spsc,
 };
 use shmring::{Config, Error, Wait};
 
@@ -1024,7 +1024,7 @@ fn wait_no_lost_wakeup() {
         let t = thread::spawn(move || {
             // Release: pairs with the Acquire load in the sleeper's attempt.
             ev2.1.store(1, Ordering::Release);
-            ev2.0.notify_one(W);
+            let _ = ev2.0.notify_one(W);
         });
         wait_for(W, &ev.0, || {
             if ev.1.load(Ordering::Acquire) == 1 {
@@ -1035,6 +1035,34 @@ fn wait_no_lost_wakeup() {
         })
         .unwrap();
         t.join().unwrap();
+    });
+}
+
+/// A poller (an event loop's doorbell) announces itself and re-checks; a notifier publishes
+/// and notifies. Either the poller's re-check sees the change, or the mask the notifier returns
+/// (the doorbells it rings) holds the poller's bit: never neither, the lost wakeup of an event
+/// loop. Covers the poller's announcement (Release count, SeqCst fence) and the notifier's
+/// Acquire re-load of the count that makes the poller's bit visible.
+#[test]
+fn wait_poller_is_rung_or_sees_the_change() {
+    model(3, || {
+        let ev = Arc::new((Event::new(), AtomicU32::new(0), AtomicU64::new(0)));
+        let ev2 = ev.clone();
+        let t = thread::spawn(move || {
+            // Release: pairs with the Acquire load of the poller's re-check.
+            ev2.1.store(1, Ordering::Release);
+            let rung = ev2.0.notify_one(W);
+            ev2.2.store(rung, Ordering::Relaxed);
+        });
+        arm_poller(&ev.0, 5);
+        let seen = ev.1.load(Ordering::Acquire) == 1;
+        t.join().unwrap();
+        let rung = ev.2.load(Ordering::Relaxed);
+        assert!(
+            seen || rung & (1 << 5) != 0,
+            "the poller neither saw the change nor was rung (mask {rung:#x})"
+        );
+        disarm_poller(&ev.0);
     });
 }
 
@@ -1073,7 +1101,7 @@ fn wait_two_sleepers_notify_one_each() {
             .collect();
         for _ in 0..2 {
             ev.1.fetch_add(1, Ordering::Release);
-            ev.0.notify_one(W);
+            let _ = ev.0.notify_one(W);
         }
         for s in sleepers {
             s.join().unwrap();

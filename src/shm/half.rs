@@ -5,7 +5,7 @@
 
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut, Range};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ring::layout::{align_up, copy_bytes};
 use crate::segment::{Identity, Segment};
+use crate::sync::doorbell::{Bell, Ringer};
 use crate::sync::semaphore::SemSet;
 use crate::sync::wait::{block_on, Event, Sleep, Until, WaitPolicy};
 use crate::sync::Wait;
@@ -79,9 +80,18 @@ pub(super) struct Link<R: Flavor> {
     sem: Option<SemSet>,
     policy: WaitPolicy,
     role: Role,
-    /// Participant indexes of our side and of the other side.
+    /// Participant indexes of our side and of the other side, and our own place.
     mine: Range<usize>,
     peers: Range<usize>,
+    index: usize,
+    /// The events' doorbell tokens, read once at attach (a peer changing them later changes
+    /// nothing for us).
+    tokens: [u64; 2],
+    /// Rings the doorbells of armed pollers (its socket is made on the first ring).
+    ringer: Ringer,
+    /// Our own doorbell, bound on first use, and whether we are armed on our event.
+    bell: Option<Bell>,
+    armed: bool,
 }
 
 // SAFETY: the pointers lead into the mapping that `site` owns (it moves with them), and
@@ -102,16 +112,89 @@ impl<R: Flavor> Link<R> {
         unsafe { self.ctrl.as_ref() }
     }
 
-    /// Wakes one sleeper of `which` (not in `Wait::Spin`: nobody sleeps).
+    /// Wakes one sleeper of `which` (not in `Wait::Spin`: nobody sleeps), or rings the
+    /// doorbells armed on it.
     #[inline]
     pub(super) fn notify_one(&self, which: usize) {
         if self.wait != Wait::Spin {
-            self.event(which).notify_one(self.sleep[which]);
+            let bells = self.event(which).notify_one(self.sleep[which]);
+            if bells != 0 {
+                self.ring(which, bells);
+            }
+        }
+    }
+
+    /// As [`notify_one`](Self::notify_one), only if `cond` holds (`Event::notify_one_if`).
+    #[inline]
+    fn notify_one_if(&self, which: usize, cond: impl FnOnce() -> bool) {
+        let bells = self.event(which).notify_one_if(self.sleep[which], cond);
+        if bells != 0 {
+            self.ring(which, bells);
         }
     }
 
     fn notify_all(&self, which: usize) {
-        self.event(which).notify_all(self.sleep[which]);
+        let bells = self.event(which).notify_all(self.sleep[which]);
+        if bells != 0 {
+            self.ring(which, bells);
+        }
+    }
+
+    /// Rings the doorbells in `mask` of the places that wait on `which` (module docs of
+    /// `sync::doorbell`), except our own.
+    #[cold]
+    #[inline(never)]
+    fn ring(&self, which: usize, mask: u64) {
+        let waiting = if which == READABLE {
+            Role::Receiver
+        } else {
+            Role::Sender
+        };
+        let places = if waiting == self.role {
+            self.mine.clone()
+        } else {
+            self.peers.clone()
+        };
+        for i in places {
+            if mask & (1u64 << (i % 64)) != 0 && i != self.index {
+                self.ringer.ring(self.tokens[which], i);
+            }
+        }
+    }
+
+    /// The event this half waits on: `READABLE` for a receiver, `WRITABLE` for a sender.
+    fn own_event(&self) -> usize {
+        match self.role {
+            Role::Receiver => READABLE,
+            Role::Sender => WRITABLE,
+        }
+    }
+
+    /// Binds our doorbell if not yet done, and gives it.
+    fn bell(&mut self) -> Result<&Bell> {
+        if self.bell.is_none() {
+            let token = self.tokens[self.own_event()];
+            self.bell = Some(Bell::bind(token, self.index)?);
+        }
+        Ok(self.bell.as_ref().expect("bound above"))
+    }
+
+    /// Announces us as a poller on our event (doorbell bound first). Idempotent.
+    fn arm(&mut self) -> Result<()> {
+        self.bell()?;
+        if !self.armed {
+            self.event(self.own_event()).arm_poller(self.index as u32);
+            self.armed = true;
+        }
+        Ok(())
+    }
+
+    /// Withdraws the announcement of [`arm`](Self::arm). Idempotent.
+    fn disarm(&mut self) {
+        if self.armed {
+            self.event(self.own_event()).disarm_poller();
+            self.armed = false;
+        }
     }
 
     /// Wakes the receivers after a publication: one, or every one for a ring whose receivers
@@ -170,9 +253,10 @@ impl<R: Flavor> Link<R> {
     }
 }
 
-#[cfg(not(shmring_loom))]
 impl<R: Flavor> Drop for Link<R> {
     fn drop(&mut self) {
+        self.disarm();
+        #[cfg(not(shmring_loom))]
         if let Some(set) = self.sem.take() {
             // Runs before the segment drops (and maybe unlinks its name): ask it what it will
             // be then.
@@ -346,14 +430,14 @@ fn attach<R: Flavor, E: End>(
             alive_in(&site, role, &mine, &peers, Role::of_producer(p), j)
         })?;
         if settled {
-            taken = Some((end, freed));
+            taken = Some((end, freed, i));
             break;
         }
         // Keep the dead holder's record for the survivors; this place is tried again later.
         drop(end);
         site.unlock_side(i)?;
     }
-    let Some((end, freed)) = taken else {
+    let Some((end, freed, index)) = taken else {
         let name = site.name().to_owned();
         return Err(
             if R::ONE_PER_SIDE || (R::ONE_SENDER && role == Role::Sender) {
@@ -394,6 +478,9 @@ fn attach<R: Flavor, E: End>(
     };
     #[cfg(shmring_loom)]
     let sleep = [Sleep::from(wait); 2];
+    // SAFETY: as above: inside the mapping, initialised before publication, atomics only.
+    let ev: &Events = unsafe { events.cast::<Events>().as_ref() };
+    let tokens = [ev[READABLE].token(), ev[WRITABLE].token()];
     let link = Link {
         site,
         events,
@@ -406,6 +493,11 @@ fn attach<R: Flavor, E: End>(
         role,
         mine,
         peers,
+        index,
+        tokens,
+        ringer: Ringer::default(),
+        bell: None,
+        armed: false,
     };
     Ok((link, end, freed))
 }
@@ -524,6 +616,74 @@ macro_rules! constructors {
                 let count =
                     |role: Role| R::counted(ctrl, role, site.side_ever_attached(role.side()));
                 (count(Role::Sender), count(Role::Receiver))
+            }
+
+            /// This half's doorbell: a descriptor (for `epoll`, `poll`, tokio's `AsyncFd`) that
+            /// turns readable when the other side rings it, bound on first use.
+            ///
+            /// It is rung only while this half is [armed](Self::arm), so an unpolled channel
+            /// costs nothing. To wait in an event loop:
+            ///
+            /// 1. [`arm`](Self::arm), then try the operation (`try_recv`, `try_send`...);
+            /// 2. on `Empty` / `Full`, wait until the doorbell is readable, for at most the
+            ///    [liveness interval](Self::liveness_interval);
+            /// 3. [`clear_doorbell`](Self::clear_doorbell), then
+            ///    [`check_peer`](Self::check_peer) if the interval passed, and go to 1;
+            /// 4. once the operation succeeded, [`disarm`](Self::disarm) (or stay armed while
+            ///    you keep polling; the other side then rings on every change).
+            ///
+            /// The doorbell is rung on every message (for a receiver) or freed room (for a
+            /// sender) and on close; a dead peer rings nothing, hence step 3.
+            ///
+            /// ```
+            /// use std::os::fd::AsRawFd;
+            /// use shmring::{spsc, Config, Error};
+            /// # let name = format!("doc-doorbell-{}", std::process::id());
+            /// let mut tx = spsc::Sender::create(&name, Config::default())?;
+            /// let mut rx = spsc::Receiver::open(&name)?;
+            /// rx.arm()?;
+            /// assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+            /// tx.send(b"ding")?;
+            /// let mut pfd = [libc::pollfd { fd: rx.doorbell()?.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+            /// // SAFETY: one valid pollfd.
+            /// assert_eq!(unsafe { libc::poll(pfd.as_mut_ptr(), 1, 1000) }, 1);
+            /// rx.clear_doorbell();
+            /// assert_eq!(&*rx.try_recv()?, b"ding");
+            /// rx.disarm();
+            /// # Ok::<(), shmring::Error>(())
+            /// ```
+            pub fn doorbell(&mut self) -> Result<BorrowedFd<'_>> {
+                Ok(self.link.bell()?.as_fd())
+            }
+
+            /// Announces this half as a poller, so that the other side rings its
+            /// [doorbell](Self::doorbell) on every change; binds the doorbell first if needed.
+            /// Try the operation again after arming: a change made just before was not rung.
+            pub fn arm(&mut self) -> Result<()> {
+                self.link.arm()
+            }
+
+            /// Withdraws [`arm`](Self::arm): the other side stops ringing. Dropping the half
+            /// disarms it too.
+            pub fn disarm(&mut self) {
+                self.link.disarm()
+            }
+
+            /// True while the half is [armed](Self::arm).
+            pub fn is_armed(&self) -> bool {
+                self.link.armed
+            }
+
+            /// Takes the pending rings off the doorbell (so it stops being readable); how many
+            /// there were. Call before re-trying the operation.
+            pub fn clear_doorbell(&mut self) -> usize {
+                self.link.bell.as_ref().map_or(0, |b| b.drain())
+            }
+
+            /// How often a waiter should call [`check_peer`](Self::check_peer): the
+            /// creator-side config's liveness interval, as used by the blocking calls.
+            pub fn liveness_interval(&self) -> Duration {
+                self.link.policy.slice
             }
 
             /// A half over heap memory, for the loom models.
@@ -722,9 +882,7 @@ impl<R: Flavor> Sender<R> {
             if <R::Producer as ProducerEnd>::PASS_ON && self.link.wait != Wait::Spin {
                 // Pass a wake on if more room is free too (`mpmc` docs, "Waking").
                 let end = &self.end;
-                self.link
-                    .event(WRITABLE)
-                    .notify_one_if(self.link.sleep[WRITABLE], || end.room());
+                self.link.notify_one_if(WRITABLE, || end.room());
             }
             return Ok(grant);
         }
@@ -748,12 +906,12 @@ impl<R: Flavor> Sender<R> {
                 if wait != Wait::Spin {
                     match &r {
                         Err(Error::Full) if <R::Producer as ProducerEnd>::WAKE_ON_FULL => {
-                            link.event(READABLE).notify_one(link.sleep[READABLE])
+                            link.notify_one(READABLE)
                         }
                         // Pass a wake on if more room is free too (`mpmc` docs, "Waking").
-                        Ok(_) if <R::Producer as ProducerEnd>::PASS_ON => link
-                            .event(WRITABLE)
-                            .notify_one_if(link.sleep[WRITABLE], || end.room()),
+                        Ok(_) if <R::Producer as ProducerEnd>::PASS_ON => {
+                            link.notify_one_if(WRITABLE, || end.room())
+                        }
                         _ => {}
                     }
                 }
@@ -764,11 +922,20 @@ impl<R: Flavor> Sender<R> {
     }
 }
 
+impl<R: Flavor> Sender<R> {
+    /// What a blocking call does once per liveness interval: frees slots that dead senders
+    /// hold, then [`Error::PeerDead`] if receivers attached but none is alive. For waiters in an
+    /// event loop (see [`doorbell`](Self::doorbell)): a dead peer rings no doorbell.
+    pub fn check_peer(&self) -> Result<()> {
+        self.link.check::<R::Producer>(self.end.watcher(), WRITABLE)
+    }
+}
+
 #[cfg(shmring_loom)]
 impl<R: Flavor> Sender<R> {
     /// One round of the wait loop's liveness check (loom models).
     pub(crate) fn liveness_check(&self) -> Result<()> {
-        self.link.check::<R::Producer>(self.end.watcher(), WRITABLE)
+        self.check_peer()
     }
 
     /// The ring end (loom models' hooks).
@@ -777,11 +944,19 @@ impl<R: Flavor> Sender<R> {
     }
 }
 
+impl<R: Flavor> Receiver<R> {
+    /// As [`Sender::check_peer`]: frees what dead receivers hold, then [`Error::PeerDead`] if
+    /// senders attached but none is alive.
+    pub fn check_peer(&self) -> Result<()> {
+        self.link.check::<R::Consumer>(self.end.watcher(), READABLE)
+    }
+}
+
 #[cfg(shmring_loom)]
 impl<R: Flavor> Receiver<R> {
     /// One round of the wait loop's liveness check (loom models).
     pub(crate) fn liveness_check(&self) -> Result<()> {
-        self.link.check::<R::Consumer>(self.end.watcher(), READABLE)
+        self.check_peer()
     }
 
     /// The ring end (loom models' hooks).
@@ -1022,9 +1197,7 @@ impl<R: Flavor> Receiver<R> {
                 if <R::Consumer as ConsumerEnd>::PASS_ON && self.link.wait != Wait::Spin {
                     // Pass a wake on if the next message is ready too.
                     let end = &self.end;
-                    self.link
-                        .event(READABLE)
-                        .notify_one_if(self.link.sleep[READABLE], || end.more());
+                    self.link.notify_one_if(READABLE, || end.more());
                 }
                 return Ok(frame);
             }
@@ -1054,12 +1227,12 @@ impl<R: Flavor> Receiver<R> {
                         Err(Error::Empty)
                             if <R::Consumer as ConsumerEnd>::WAKE_ON_EMPTY || end.freed_skips() =>
                         {
-                            link.event(WRITABLE).notify_one(link.sleep[WRITABLE])
+                            link.notify_one(WRITABLE)
                         }
                         // Pass a wake on if the next message is ready too.
-                        Ok(_) if <R::Consumer as ConsumerEnd>::PASS_ON => link
-                            .event(READABLE)
-                            .notify_one_if(link.sleep[READABLE], || end.more()),
+                        Ok(_) if <R::Consumer as ConsumerEnd>::PASS_ON => {
+                            link.notify_one_if(READABLE, || end.more())
+                        }
                         _ => {}
                     }
                 }
@@ -1117,7 +1290,41 @@ impl<R: Flavor> Drop for RecvGuard<'_, R> {
     }
 }
 
+/// The doorbell as a [`Readiness`](crate::channel::Readiness), the same for both halves.
+macro_rules! readiness {
+    ($half:ident) => {
+        impl<R: Flavor> crate::channel::Readiness for $half<R> {
+            fn arm(&mut self) -> Result<Option<(BorrowedFd<'_>, crate::channel::Interest)>> {
+                // A spinning ring's notifiers skip all wake-up work: nothing would ring.
+                if self.link.wait == Wait::Spin {
+                    return Ok(None);
+                }
+                self.link.arm()?;
+                let bell = self.link.bell.as_ref().expect("bound by arm");
+                Ok(Some((bell.as_fd(), crate::channel::Interest::Readable)))
+            }
+            fn disarm(&mut self) {
+                self.link.disarm()
+            }
+            fn clear(&mut self) {
+                self.clear_doorbell();
+            }
+            fn check_peer(&self) -> Result<()> {
+                $half::check_peer(self)
+            }
+            fn check_interval(&self) -> Option<Duration> {
+                Some(self.link.policy.slice)
+            }
+        }
+    };
+}
+readiness!(Sender);
+readiness!(Receiver);
+
 impl<R: Flavor> crate::channel::Sender for Sender<R> {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         Sender::send(self, msg)
     }
@@ -1142,6 +1349,9 @@ impl<R: Flavor> crate::channel::Sender for Sender<R> {
 }
 
 impl<R: Flavor> crate::channel::Receiver for Receiver<R> {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         Receiver::recv_into(self, buf)
     }

@@ -13,6 +13,12 @@
 //! `[Header | control block | Event readable | Event writable | pad to 4 KiB | body]`. The
 //! header's `data_offset` is the body; the flavor lays out the body (SPSC: the data bytes;
 //! MPMC: stamps, then slots; broadcast: slots, each with its stamp).
+//!
+//! # Doorbells
+//! Every half can also wait in an event loop: [`Sender::arm`] / [`Receiver::arm`] announce it as
+//! a poller on its event and [`Receiver::doorbell`] gives a descriptor that the other side
+//! rings, only while someone is armed (see `sync::doorbell`). The async halves
+//! (`shmring::tokio`, feature `tokio`) and [`WaitSet`](crate::WaitSet) are built on it.
 
 mod batch;
 mod flavor;
@@ -24,7 +30,6 @@ pub mod mpmc;
 pub mod spsc;
 
 pub use batch::{BatchSlot, RecvBatch, SendBatch};
-#[cfg(shmring_loom)]
 pub(crate) use flavor::Flavor;
 #[cfg(shmring_loom)]
 pub(crate) use half::heap_site;
@@ -61,6 +66,15 @@ unsafe fn init_events(at: NonNull<u8>, sem: Option<&SemSet>) -> Result<()> {
     };
     // SAFETY: just initialised above; it stays at this address for the life of the segment.
     let events = unsafe { events.as_ref() };
+    // Under loom no doorbell is ever bound: no token, no read of /dev/urandom.
+    let token = if cfg!(shmring_loom) {
+        0
+    } else {
+        crate::sync::doorbell::new_token()?
+    };
+    for e in events.iter() {
+        e.set_token(token);
+    }
     if let Some(set) = sem {
         for (i, e) in events.iter().enumerate() {
             set.record(e.sem_record(), i as u16)?;

@@ -20,6 +20,14 @@
 //! Waits come in slices ([`WaitPolicy::slice`]) so that a deadline, a closed channel or a dead
 //! peer is noticed even if no wake ever comes.
 //!
+//! # Pollers (doorbells)
+//! A half that waits in an event loop instead of on the futex announces itself the same way,
+//! with [`POLLER`] in place of 1 in `waiters` (and its place's bit in the event's `bells`),
+//! then re-checks and waits for its doorbell descriptor (`sync::doorbell`). The notifier's fast
+//! path is unchanged, "fence, read `waiters`, stop at 0": a channel nobody polls pays nothing
+//! for the doorbells. Only when `waiters` is non-zero does the slow path look at the poller
+//! count and return the mask of doorbells its caller must ring.
+//!
 //! # The semaphore variant
 //! With [`Wait::Semaphore`] the [`Event`] sleeps on a semaphore of a kernel-held System V set
 //! (`sync::semaphore`: nothing in shared memory that a peer could corrupt into an abort)
@@ -41,7 +49,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::sync::atomic::{fence, AtomicU32, Ordering};
+use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::sync::futex::Futex;
 use crate::sync::hint;
 use crate::sync::semaphore::SemRecord;
@@ -242,11 +250,23 @@ impl From<Wait> for Sleep {
 #[derive(Debug, Default)]
 pub struct Event {
     futex: Futex,
+    /// Sleepers on the futex or semaphore (low 16 bits) plus [`POLLER`] per armed doorbell.
     waiters: AtomicU32,
     /// Where the creator records the semaphore set ([`Wait::Semaphore`] only). Read once, by
     /// an attaching handle, and validated.
     pub(crate) sem: SemRecord,
+    /// Which participant places have armed a doorbell: bit `index % 64` (`sync::doorbell`).
+    /// Bits are only set, never cleared: a stale bit costs a datagram nobody receives.
+    bells: AtomicU64,
+    /// The random token in the doorbells' addresses, written by the creator before it
+    /// publishes the segment (0: a segment without doorbells).
+    token: AtomicU64,
 }
+
+/// What an armed doorbell adds to [`Event`]'s `waiters`: pollers and sleepers share the one
+/// word the notifier reads on its fast path, so an unpolled channel pays nothing more.
+pub(crate) const POLLER: u32 = 1 << 16;
+const SLEEPERS: u32 = POLLER - 1;
 
 impl Event {
     /// A fresh event with no sleeper.
@@ -261,39 +281,97 @@ impl Event {
 
     /// Wakes one sleeper, if any announced itself. Call after the Release store that published
     /// the change the sleeper waits for.
+    ///
+    /// Returns the doorbell mask to ring: non-zero only if a poller armed a doorbell
+    /// ([`arm_poller`](Self::arm_poller)); the caller, which knows the places and owns a
+    /// socket, rings them (`sync::doorbell`).
     #[inline]
-    pub fn notify_one(&self, how: impl Into<Sleep>) {
-        self.notify(how.into(), 1, || true);
+    #[must_use = "the doorbells to ring"]
+    pub fn notify_one(&self, how: impl Into<Sleep>) -> u64 {
+        self.notify(how.into(), 1, || true)
     }
 
     /// Wakes every sleeper (on close, or when several may be waiting for the same change).
-    pub fn notify_all(&self, how: impl Into<Sleep>) {
-        self.notify(how.into(), u32::MAX, || true);
+    /// Returns the doorbells to ring, as [`notify_one`](Self::notify_one).
+    #[must_use = "the doorbells to ring"]
+    pub fn notify_all(&self, how: impl Into<Sleep>) -> u64 {
+        self.notify(how.into(), u32::MAX, || true)
     }
 
     /// Wakes one sleeper if any announced itself *and* `cond` (evaluated only then, after the
     /// fence) holds. For passing a wake on: a side that just took a message calls it with "is
     /// the next one ready too?", so a wake that reached a waiter too early is not lost.
+    /// Returns the doorbells to ring, as [`notify_one`](Self::notify_one).
     #[inline]
-    pub fn notify_one_if(&self, how: impl Into<Sleep>, cond: impl FnOnce() -> bool) {
-        self.notify(how.into(), 1, cond);
+    #[must_use = "the doorbells to ring"]
+    pub fn notify_one_if(&self, how: impl Into<Sleep>, cond: impl FnOnce() -> bool) -> u64 {
+        self.notify(how.into(), 1, cond)
+    }
+
+    /// Announces a poller (an armed doorbell at bit `bit`): from now on every notifier sees it
+    /// in `waiters` and returns the doorbell mask. The same step as a sleeper's announcement
+    /// (step 2): the caller re-checks its condition after this, then waits for its doorbell.
+    pub(crate) fn arm_poller(&self, bit: u32) {
+        // Both Relaxed, both before the fence: a notifier whose fence comes after ours (in the
+        // SeqCst order) sees the count *and* the bit; one whose fence comes before may see the
+        // count without the bit, but then our re-check sees its publication, so the ring it
+        // misses is one we do not need (model `wait_poller_is_rung_or_sees_the_change`; an
+        // Acquire/Release pair here was tried and its weakening survived that model).
+        self.bells.fetch_or(1u64 << (bit % 64), Ordering::Relaxed);
+        self.waiters.fetch_add(POLLER, Ordering::Relaxed);
+        // Pairs with the fence in `notify`: either the notifier sees this announcement, or
+        // our re-check sees its publication (module docs, as for a sleeper).
+        fence(Ordering::SeqCst);
+    }
+
+    /// Withdraws a poller announced by [`arm_poller`](Self::arm_poller).
+    pub(crate) fn disarm_poller(&self) {
+        self.waiters.fetch_sub(POLLER, Ordering::Relaxed);
+    }
+
+    /// The doorbell token (0 in a segment made without doorbells, and under loom).
+    pub(crate) fn token(&self) -> u64 {
+        self.token.load(Ordering::Relaxed)
+    }
+
+    /// Sets the doorbell token: by the creator, before it publishes the segment (whose
+    /// publication orders it for every opener).
+    pub(crate) fn set_token(&self, token: u64) {
+        self.token.store(token, Ordering::Relaxed);
     }
 
     #[inline]
-    fn notify(&self, how: Sleep, count: u32, cond: impl FnOnce() -> bool) {
-        // Pairs with the fence in `sleep`: either we see its `waiters` increment, or its
-        // re-check sees the store our caller made before this fence.
+    fn notify(&self, how: Sleep, count: u32, cond: impl FnOnce() -> bool) -> u64 {
+        // Pairs with the fence in `sleep` and in `arm_poller`: either we see its `waiters`
+        // increment, or its re-check sees the store our caller made before this fence.
         fence(Ordering::SeqCst);
         let waiters = self.waiters.load(Ordering::Relaxed);
         if waiters == 0 || !cond() {
-            return;
+            return 0;
+        }
+        self.wake(how, count, waiters)
+    }
+
+    /// The slow half of `notify`: someone announced itself (a sleeper, a poller, or both).
+    #[cold]
+    #[inline(never)]
+    fn wake(&self, how: Sleep, count: u32, waiters: u32) -> u64 {
+        // Relaxed: see `arm_poller` for why a bit missed here is a ring nobody needs.
+        let bells = if waiters >= POLLER {
+            self.bells.load(Ordering::Relaxed)
+        } else {
+            0
+        };
+        let sleepers = waiters & SLEEPERS;
+        if sleepers == 0 {
+            return bells;
         }
         match how {
             #[cfg(not(shmring_loom))]
             Sleep::Semaphore(sem) => {
                 // Post only up to the number of wakes wanted; pending posts count (module docs).
                 // Bounded, whatever `waiters` a peer wrote.
-                let want = count.min(waiters).min(1024) as i32;
+                let want = count.min(sleepers).min(1024) as i32;
                 let pending = sem.value();
                 for _ in pending..want {
                     sem.post();
@@ -305,6 +383,7 @@ impl Event {
                 self.futex.wake(count);
             }
         }
+        bells
     }
 
     /// Steps 2 to 4 of the protocol. `ready` re-checks the condition; `Ok(Some(_))` ends the wait.

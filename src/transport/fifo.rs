@@ -114,6 +114,9 @@ impl FifoSender {
 }
 
 impl crate::channel::Sender for FifoSender {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
         self.inner.send_batch(msgs)
     }
@@ -138,6 +141,9 @@ impl crate::channel::Sender for FifoSender {
 }
 
 impl crate::channel::Receiver for FifoReceiver {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.inner.recv_into(buf)
     }
@@ -154,6 +160,11 @@ impl crate::channel::Receiver for FifoReceiver {
         Some(format!("fifo://{}", self.path.display()))
     }
 }
+
+pollable!(FifoSender, Writable, |s| std::os::fd::AsFd::as_fd(&s.inner));
+pollable!(FifoReceiver, Readable, |s| std::os::fd::AsFd::as_fd(
+    &s.inner
+));
 
 #[cfg(test)]
 mod tests {

@@ -282,6 +282,9 @@ impl FramedSender {
 const IOV_BATCH: usize = 256;
 
 impl crate::channel::Sender for FramedSender {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.send_until(msg, Until::Forever)
     }
@@ -460,6 +463,9 @@ impl FramedReceiver {
 }
 
 impl crate::channel::Receiver for FramedReceiver {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_until(buf, Until::Forever)
     }
@@ -473,6 +479,9 @@ impl crate::channel::Receiver for FramedReceiver {
         self.max
     }
 }
+
+pollable!(FramedSender, Writable, |s| s.fd.as_fd());
+pollable!(FramedReceiver, Readable, |s| s.fd.as_fd());
 
 #[cfg(test)]
 mod tests {

@@ -52,6 +52,35 @@
 //! # Ok::<(), shmring::Error>(())
 //! ```
 
+/// Gives a transport half its readiness fd: `AsFd` (the descriptor `$fd` names, borrowed from
+/// `$s`) and a [`Readiness`](crate::channel::Readiness) whose `arm` gives it with `$interest`
+/// (the kernel reports the peer's progress and its end on the descriptor itself, so there is
+/// nothing to announce, clear or check).
+macro_rules! pollable {
+    ($ty:ty, $interest:ident, |$s:ident| $fd:expr) => {
+        impl std::os::fd::AsFd for $ty {
+            /// The transport's own descriptor, to poll for readiness (see
+            /// [`Readiness`](crate::channel::Readiness)).
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                let $s = self;
+                $fd
+            }
+        }
+        impl crate::channel::Readiness for $ty {
+            fn arm(
+                &mut self,
+            ) -> crate::error::Result<
+                Option<(std::os::fd::BorrowedFd<'_>, crate::channel::Interest)>,
+            > {
+                Ok(Some((
+                    std::os::fd::AsFd::as_fd(&*self),
+                    crate::channel::Interest::$interest,
+                )))
+            }
+        }
+    };
+}
+
 pub mod fifo;
 pub mod framing;
 pub mod pipe;

@@ -119,6 +119,9 @@ impl PipeReceiver {
 }
 
 impl crate::channel::Sender for PipeSender {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
         self.inner.send_batch(msgs)
     }
@@ -143,6 +146,9 @@ impl crate::channel::Sender for PipeSender {
 }
 
 impl crate::channel::Receiver for PipeReceiver {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.inner.recv_into(buf)
     }
@@ -156,3 +162,7 @@ impl crate::channel::Receiver for PipeReceiver {
         crate::channel::Receiver::max_message_size(&self.inner)
     }
 }
+pollable!(PipeSender, Writable, |s| std::os::fd::AsFd::as_fd(&s.inner));
+pollable!(PipeReceiver, Readable, |s| std::os::fd::AsFd::as_fd(
+    &s.inner
+));

@@ -179,6 +179,9 @@ impl Drop for MqReceiver {
 }
 
 impl Receiver for MqReceiver {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_until(buf, Until::Forever)
     }
@@ -339,6 +342,9 @@ impl Drop for MqSender {
 }
 
 impl Sender for MqSender {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.send_until(msg, Until::Forever)
     }
@@ -352,6 +358,13 @@ impl Sender for MqSender {
         self.max
     }
 }
+
+pollable!(MqSender, Writable, |s| s
+    .mq
+    .as_ref()
+    .expect("open until drop")
+    .as_fd());
+pollable!(MqReceiver, Readable, |s| s.mq().as_fd());
 
 #[cfg(test)]
 mod tests {

@@ -98,6 +98,9 @@ impl TcpSender {
 }
 
 impl Sender for TcpSender {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
         self.inner.send_batch(msgs)
     }
@@ -122,6 +125,9 @@ impl Sender for TcpSender {
 }
 
 impl Receiver for TcpReceiver {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.inner.recv_until(buf, Until::Forever)
     }
@@ -138,3 +144,6 @@ impl Receiver for TcpReceiver {
         Some(format!("tcp://{}", self.local))
     }
 }
+// The listener until the sender connects, then the connection (it changes once, on accept).
+pollable!(TcpSender, Writable, |s| std::os::fd::AsFd::as_fd(&s.inner));
+pollable!(TcpReceiver, Readable, |s| s.inner.fd());

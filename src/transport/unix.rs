@@ -173,6 +173,19 @@ impl<C: Receiver> Accepting<C> {
         }
     }
 
+    /// The descriptor to poll: the connection once accepted, the listener before (one of the
+    /// two is always held: the listener goes only when a connection replaces it).
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_>
+    where
+        C: AsFd,
+    {
+        match (&self.conn, &self.listener) {
+            (Some(c), _) => c.as_fd(),
+            (None, Some(l)) => l.as_fd(),
+            (None, None) => unreachable!("Accepting holds a listener until it has a connection"),
+        }
+    }
+
     /// Checks the credentials of each connection against `trust` before it is used; a refused
     /// one is closed, the listener stays open for the rightful sender.
     pub(crate) fn with_trust(mut self, trust: Trust) -> Self {
@@ -403,6 +416,9 @@ impl Drop for PacketSender {
 }
 
 impl Sender for PacketSender {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.send_until(msg, Until::Forever)
     }
@@ -651,6 +667,9 @@ impl PacketReceiver {
 }
 
 impl Receiver for PacketReceiver {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_until(buf, Until::Forever)
     }
@@ -919,6 +938,9 @@ impl UnixSender {
 }
 
 impl Sender for UnixSender {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
         self.inner().send_batch(msgs)
     }
@@ -946,6 +968,9 @@ impl Sender for UnixSender {
 }
 
 impl Receiver for UnixReceiver {
+    fn readiness(&mut self) -> Option<&mut dyn crate::channel::Readiness> {
+        Some(self)
+    }
     fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_until(buf, Until::Forever)
     }
@@ -980,6 +1005,19 @@ impl Receiver for UnixReceiver {
         Some(format!("{}://{}", self.kind.scheme(), self.addr))
     }
 }
+
+pollable!(PacketSender, Writable, |s| s.fd.as_fd());
+pollable!(PacketReceiver, Readable, |s| s.fd.as_fd());
+pollable!(UnixSender, Writable, |s| match &s.conn {
+    Conn::Stream(f) => f.as_fd(),
+    Conn::Packet(p) => p.as_fd(),
+});
+// The listener until the sender connects, then the connection (it changes once, on accept).
+pollable!(UnixReceiver, Readable, |s| match &s.inner {
+    Inner::Stream(a) => a.fd(),
+    Inner::Seqpacket(a) => a.fd(),
+    Inner::Datagram(p) => p.as_fd(),
+});
 
 #[cfg(test)]
 mod tests {
