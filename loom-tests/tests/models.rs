@@ -29,8 +29,8 @@ use std::sync::Arc;
 use loom::thread;
 use shmring::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use shmring::loom::{
-    arm_poller, disarm_poller, halt_receiver, halt_sender, kill, resume_sender, wait_for, Broadcast,
-    Event, Half, Halt, Heap, Mpmc, Overflow, Spsc,
+    arm_poller, disarm_poller, halt_receiver, halt_sender, kill, resume_sender, wait_for,
+    Broadcast, Event, Half, Halt, Heap, Mpmc, Overflow, Spsc,
 };
 use shmring::{Config, Error, Wait};
 

@@ -92,6 +92,12 @@ pub(super) struct Link<R: Flavor> {
     /// Our own doorbell, bound on first use, and whether we are armed on our event.
     bell: Option<Bell>,
     armed: bool,
+    /// The half's pollable descriptor ([`AsFd`]): an epoll instance made at attach, into which
+    /// the doorbell is added when it is bound, so the descriptor exists (and can be registered
+    /// with an event loop) before the first `arm` and stays the same for the half's life. It
+    /// is readable exactly when the doorbell is.
+    #[cfg(not(shmring_loom))]
+    poll: nix::sys::epoll::Epoll,
 }
 
 // SAFETY: the pointers lead into the mapping that `site` owns (it moves with them), and
@@ -174,7 +180,20 @@ impl<R: Flavor> Link<R> {
     fn bell(&mut self) -> Result<&Bell> {
         if self.bell.is_none() {
             let token = self.tokens[self.own_event()];
-            self.bell = Some(Bell::bind(token, self.index)?);
+            let bell = Bell::bind(token, self.index)?;
+            #[cfg(not(shmring_loom))]
+            {
+                use nix::sys::epoll::{EpollEvent, EpollFlags};
+                self.poll
+                    .add(bell.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 0))
+                    .map_err(|e| {
+                        Error::io(
+                            "adding the doorbell to the half's epoll",
+                            std::io::Error::from(e),
+                        )
+                    })?;
+            }
+            self.bell = Some(bell);
         }
         Ok(self.bell.as_ref().expect("bound above"))
     }
@@ -498,6 +517,14 @@ fn attach<R: Flavor, E: End>(
         ringer: Ringer::default(),
         bell: None,
         armed: false,
+        #[cfg(not(shmring_loom))]
+        poll: nix::sys::epoll::Epoll::new(nix::sys::epoll::EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| {
+                Error::io(
+                    "epoll for the half's pollable descriptor",
+                    std::io::Error::from(e),
+                )
+            })?,
     };
     Ok((link, end, freed))
 }
@@ -523,6 +550,36 @@ fn create_or_open<R: Flavor>(name: &str, cfg: &Config) -> Result<(Site, bool)> {
 /// The constructors and the introspection, the same for both halves of every ring.
 macro_rules! constructors {
     ($half:ident, $role:expr, $peer_side:expr) => {
+        /// The half's pollable descriptor, for `epoll`, `poll` or tokio's `AsyncFd`: readable
+        /// when the other side has rung this half's [doorbell](Self::doorbell), which it does
+        /// only while the half is [armed](Self::arm) (so register it, then `arm`; see
+        /// `doorbell` for the whole loop). It exists from attach on and never changes (an epoll
+        /// instance holding the doorbell, bound on the first `arm`).
+        ///
+        /// ```
+        /// use std::os::fd::{AsFd, AsRawFd};
+        /// use shmring::{mpmc, Config, Error};
+        /// # let name = format!("doc-asfd-{}", std::process::id());
+        /// let mut tx = mpmc::Sender::create(&name, Config::default().capacity(8).slot_size(16))?;
+        /// let mut rx = mpmc::Receiver::open(&name)?;
+        /// let fd = rx.as_fd().as_raw_fd();             // register it with your event loop
+        /// rx.arm()?;
+        /// assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+        /// tx.send(b"ding")?;
+        /// let mut pfd = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+        /// // SAFETY: one valid pollfd.
+        /// assert_eq!(unsafe { libc::poll(pfd.as_mut_ptr(), 1, 1000) }, 1);
+        /// rx.clear_doorbell();
+        /// assert_eq!(&*rx.try_recv()?, b"ding");
+        /// # Ok::<(), shmring::Error>(())
+        /// ```
+        #[cfg(not(shmring_loom))]
+        impl<R: Flavor> AsFd for $half<R> {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.link.poll.0.as_fd()
+            }
+        }
+
         impl<R: Flavor> $half<R> {
             /// Creates the segment `name` and attaches to it. Fails if the name exists.
             ///
