@@ -106,16 +106,18 @@
 //! the witness (not the bytes) says whether an `Overwrite` copy was of the right message.
 //!
 //! # Why the payload copy is sound
-//! The writer writes payload bytes with plain stores (through `SendSlot` / `send`'s copy),
-//! after its `writing` stamp store and a Release fence; an `Overwrite` reader reads them with
-//! atomic word loads and throws the copy away unless the stamp, re-loaded after an Acquire
-//! fence, is unchanged (the seqlock of crossbeam's `AtomicCell` fallback, with one writer).
-//! The reader never forms a reference to the slot, never interprets the bytes before the
-//! check, and its loads are atomic, so nothing in this process is a non-atomic read racing a
-//! write. The writer is another process: its stores are ordered by its fence as the hardware
-//! orders them (x86-TSO; `dmb ish` on ARM), which is all the validation needs. A `Block`
-//! reader borrows the slot directly: no honest writer writes it until the reader's cursor
-//! moves past it.
+//! In `Overwrite` mode a slot may be rewritten while a reader copies it, so every access to
+//! its payload words is atomic on both sides: the writer's caller fills a private scratch
+//! buffer (`SendSlot` / `send`'s copy go there), and `commit` / `stage` copy it into the slot
+//! with Relaxed atomic word stores, after the `writing` stamp store and the Release fence; a
+//! reader copies the words out with atomic loads and throws the copy away unless the stamp,
+//! re-loaded after an Acquire fence, is unchanged (a seqlock with one writer). So even with
+//! writer and reader as threads of one process no plain access races another: no data race
+//! in the Rust memory model, whatever the interleaving (the price: one more copy of each
+//! message on the writer's side in this mode). The reader never forms a reference to the slot
+//! and never interprets the bytes before the check. A `Block` reader borrows the slot
+//! directly and the writer writes it in place: no honest writer writes a slot until every
+//! reader's cursor has moved past it.
 
 use std::ptr::NonNull;
 
@@ -648,6 +650,22 @@ pub struct Producer {
     min: u64,
     /// Positions written as a batch's messages, published by [`flush`](Self::flush).
     staged: Vec<u64>,
+    /// `Overwrite` only: where the caller writes a reserved message (`payload`), copied into
+    /// the slot with atomic word stores at `commit` / `stage` ("Why the payload copy is
+    /// sound"). `align8(slot_size) / 8` words, owned by the end (freed in `Drop`); a raw
+    /// pointer, so that `payload(&self)` may hand out a pointer the caller writes through.
+    scratch: Option<NonNull<u64>>,
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if let Some(p) = self.scratch.take() {
+            let words = align8(self.ring.slot_size) as usize / 8;
+            // SAFETY: `p` came from `Box::into_raw` of a `[u64]` of exactly `words` words (in
+            // `attach`, from the same `slot_size`), and is freed once (taken out above).
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), words)) });
+        }
+    }
 }
 
 // SAFETY: the pointers lead to memory that `Producer::attach`'s contract keeps valid; shared
@@ -678,11 +696,18 @@ impl Producer {
             }
             t = t.wrapping_add(1);
         }
+        let scratch = (ring.policy == Overflow::Overwrite).then(|| {
+            let words = align8(ring.slot_size) as usize / 8;
+            let b: Box<[u64]> = vec![0u64; words].into_boxed_slice();
+            // SAFETY: `Box::into_raw` never returns null.
+            unsafe { NonNull::new_unchecked(Box::into_raw(b).cast::<u64>()) }
+        });
         let mut p = Producer {
             ring,
             t,
             min: t,
             staged: Vec::new(),
+            scratch,
         };
         if ring.policy == Overflow::Block {
             p.min = p.rescan();
@@ -801,10 +826,34 @@ impl Producer {
         Ok(Grant { pos, capacity: len })
     }
 
-    /// A pointer to the payload bytes of `grant`, for the caller to fill.
+    /// A pointer to the payload bytes of `grant`, for the caller to fill: the slot itself in
+    /// `Block` mode, the end's scratch buffer in `Overwrite` mode (copied into the slot at
+    /// `commit` / `stage`, see "Why the payload copy is sound").
     #[inline]
     pub fn payload(&self, grant: &Grant) -> *mut u8 {
-        self.ring.payload(grant.pos)
+        match self.scratch {
+            Some(p) => p.as_ptr().cast::<u8>(),
+            None => self.ring.payload(grant.pos),
+        }
+    }
+
+    /// `Overwrite`: copies the first `len` bytes of the scratch buffer into `pos`'s slot with
+    /// atomic word stores, so that no reader's atomic loads race a plain store (module docs).
+    #[inline]
+    fn copy_in(&self, pos: u64, len: usize) {
+        let Some(src) = self.scratch else { return };
+        let dst = self.ring.payload(pos);
+        for k in 0..align8(len as u64) as usize / 8 {
+            // SAFETY: `k < align8(len) / 8 <= align8(slot_size) / 8`: inside the scratch buffer
+            // (that many words, ours alone) and inside the slot's payload (8-aligned, the
+            // payload starts 16 bytes into an 8-aligned slot). The slot word is only ever
+            // accessed atomically in `Overwrite` mode (readers' loads in `copy_validated`).
+            unsafe {
+                let w = src.as_ptr().add(k).read();
+                std::sync::atomic::AtomicU64::from_ptr(dst.add(k * 8).cast())
+                    .store(w, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
     }
 
     /// Writes the length of `grant`'s message (inside the write window).
@@ -825,6 +874,7 @@ impl Producer {
             "commit of {len} bytes into a reservation of {}",
             grant.capacity
         );
+        self.copy_in(grant.pos, len);
         self.write_len(grant.pos, len);
         // Release: pairs with the Acquire stamp load in `Consumer::claim`: length and payload
         // are visible before the slot is seen as complete.
@@ -859,6 +909,7 @@ impl Producer {
             "commit of {len} bytes into a reservation of {}",
             grant.capacity
         );
+        self.copy_in(grant.pos, len);
         self.write_len(grant.pos, len);
         self.staged.push(grant.pos);
         self.t = grant.pos.wrapping_add(1);
