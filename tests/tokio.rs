@@ -315,8 +315,12 @@ fn every_transport_async_with_batches_and_random_cancellations() {
             });
             assert_eq!(got.unwrap(), b"first", "{url}");
             // The rest comes from a thread with the blocking half, in batches, pausing now
-            // and then, so that the receiver's futures are often pending when cancelled.
+            // and then, so that the receiver's futures are often pending when cancelled. A
+            // pause starts only once the receiver has caught up (`taken`): on a loaded machine
+            // a receiver with a backlog would never wait, and nothing would be cancelled.
             let mut tx = tx.into_inner();
+            let taken = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let seen = taken.clone();
             let sender = std::thread::spawn(move || {
                 let msgs: Vec<[u8; 4]> = (0..N).map(|i| i.to_le_bytes()).collect();
                 let mut rng = Rng(5);
@@ -326,7 +330,13 @@ fn every_transport_async_with_batches_and_random_cancellations() {
                     let chunk: Vec<&[u8]> = msgs[sent..end].iter().map(|m| &m[..]).collect();
                     sent += tx.send_batch(&chunk).unwrap();
                     if rng.next() % 4 == 0 {
-                        std::thread::sleep(Duration::from_micros(rng.next() % 3000));
+                        let start = std::time::Instant::now();
+                        while seen.load(std::sync::atomic::Ordering::Acquire) < sent as u32
+                            && start.elapsed() < Duration::from_secs(5)
+                        {
+                            std::thread::sleep(Duration::from_micros(100));
+                        }
+                        std::thread::sleep(Duration::from_micros(500 + rng.next() % 3000));
                     }
                 }
             });
@@ -347,6 +357,7 @@ fn every_transport_async_with_batches_and_random_cancellations() {
                                     assert_eq!(m, next.to_le_bytes(), "{url}: lost or reordered");
                                     next += 1;
                                 }
+                                taken.store(next, std::sync::atomic::Ordering::Release);
                             }
                             Err(_) => cancelled += 1,
                         }
@@ -356,6 +367,7 @@ fn every_transport_async_with_batches_and_random_cancellations() {
                                 r.unwrap_or_else(|e| panic!("{url}: {e}"));
                                 assert_eq!(buf, next.to_le_bytes(), "{url}: lost or reordered");
                                 next += 1;
+                                taken.store(next, std::sync::atomic::Ordering::Release);
                             }
                             Err(_) => cancelled += 1,
                         }
