@@ -844,10 +844,10 @@ impl Producer {
         let Some(src) = self.scratch else { return };
         let dst = self.ring.payload(pos);
         for k in 0..align8(len as u64) as usize / 8 {
+            // The slot word is only ever accessed atomically in `Overwrite` mode (readers'
+            // loads in `copy_validated`), so this store races no plain access.
             // SAFETY: `k < align8(len) / 8 <= align8(slot_size) / 8`: inside the scratch buffer
-            // (that many words, ours alone) and inside the slot's payload (8-aligned, the
-            // payload starts 16 bytes into an 8-aligned slot). The slot word is only ever
-            // accessed atomically in `Overwrite` mode (readers' loads in `copy_validated`).
+            // (that many words, ours alone) and inside the slot's 8-aligned payload.
             unsafe {
                 let w = src.as_ptr().add(k).read();
                 std::sync::atomic::AtomicU64::from_ptr(dst.add(k * 8).cast())
@@ -1195,13 +1195,12 @@ impl Consumer {
             let dst = &mut self.bufs[idx];
             let src = ring.payload(p);
             for (k, d) in dst.iter_mut().take(words).enumerate() {
-                // SAFETY: `k * 8 + 8 <= align8(len) <= align8(slot_size)`, inside the slot's
-                // payload, 8-aligned (the payload starts 16 bytes into an 8-aligned slot).
-                // The load is atomic, so it is never a data race in this process, whatever
-                // the writer (another process, or another thread's atomic-free copy whose
-                // bytes this copy may tear) does meanwhile; a torn or newer value is thrown
-                // away by the stamp re-check below, and until then the words are only bytes in
-                // our own buffer, never interpreted.
+                // The load is atomic, as the writer's stores are (`Producer::copy_in`), so it
+                // is never a data race; a torn or newer value (another process may write
+                // anything) is thrown away by the stamp re-check below, and until then the
+                // words are only bytes in our own buffer, never interpreted.
+                // SAFETY: `k * 8 + 8 <= align8(len) <= align8(slot_size)`: inside the slot's
+                // payload, 8-aligned (it starts 16 bytes into an 8-aligned slot).
                 *d = unsafe { std::sync::atomic::AtomicU64::from_ptr(src.add(k * 8).cast()) }
                     .load(std::sync::atomic::Ordering::Relaxed);
             }
