@@ -72,6 +72,7 @@ pub struct Config {
     pub(crate) wait: Wait,
     pub(crate) mode: u32,
     pub(crate) persist: bool,
+    pub(crate) membarrier: bool,
     pub(crate) open_timeout: Duration,
     pub(crate) liveness_interval: Duration,
     /// `None`: adaptive.
@@ -94,6 +95,7 @@ impl Default for Config {
             wait: Wait::Futex,
             mode: 0o600,
             persist: false,
+            membarrier: true,
             open_timeout: Duration::from_secs(1),
             liveness_interval: Duration::from_millis(10),
             spin_budget: None,
@@ -200,6 +202,26 @@ impl Config {
     /// the creator unlinks the name when it drops; peers that have it open keep working.
     pub fn persist(mut self, persist: bool) -> Self {
         self.persist = persist;
+        self
+    }
+
+    /// Whether a futex or semaphore channel may pair its wakeups with `membarrier(2)` (default:
+    /// true). With it, a notifier's only fence is a compiler fence and a side that goes to sleep
+    /// pays a `membarrier` system call instead (`sync::barrier`): on the development VM this
+    /// took the per-message `mfence` off both sides. Every process that opens such a segment
+    /// must be able to register for `membarrier` (Linux 4.16+, not refused by seccomp); one
+    /// that cannot gets [`Error::Incompatible`](crate::Error::Incompatible). Set false when
+    /// such a process may join: both sides then fence on every notify, as before. Ignored
+    /// when the creator cannot register itself, and by a spinning channel, which never
+    /// sleeps.
+    ///
+    /// ```
+    /// use shmring::{Config, Wait};
+    /// let cfg = Config::default().wait(Wait::Futex).membarrier(false);
+    /// # let _ = cfg;
+    /// ```
+    pub fn membarrier(mut self, on: bool) -> Self {
+        self.membarrier = on;
         self
     }
 

@@ -22,7 +22,7 @@ pub use crate::Wait;
 /// the doorbell models: the sockets themselves are not modelled, the mask a notifier returns
 /// is what it would ring.
 pub fn arm_poller(event: &Event, bit: u32) {
-    event.arm_poller(bit)
+    event.arm_poller(bit, crate::sync::wait::Fences::Symmetric)
 }
 
 /// Withdraws a poller announced by [`arm_poller`].

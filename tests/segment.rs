@@ -71,6 +71,66 @@ fn open_of_a_wrong_version_is_incompatible() {
     );
 }
 
+/// The header's flags word: the u32 after the creator's pid (offset 60).
+const FLAGS: std::ops::Range<usize> = 60..64;
+
+fn header_flags(name: &str) -> u32 {
+    let bytes = std::fs::read(shm_path(name)).unwrap();
+    u32::from_le_bytes(bytes[FLAGS].try_into().unwrap())
+}
+
+/// Whether this process can register for membarrier(GLOBAL_EXPEDITED) (QUERY lists it).
+fn membarrier_offered() -> bool {
+    // SAFETY: MEMBARRIER_CMD_QUERY (0) takes no pointers and only returns a bit mask.
+    let mask = unsafe { libc::syscall(libc::SYS_membarrier, 0, 0, 0) };
+    mask >= 0 && mask & 0b110 == 0b110
+}
+
+#[test]
+fn a_futex_channel_pairs_its_wakeups_with_membarrier_unless_told_not_to() {
+    let on = unique_name("mb-on");
+    let off = unique_name("mb-off");
+    let spin = unique_name("mb-spin");
+    let cfg = Config::default().capacity(4096);
+    let tx_on = spsc::Sender::create(&on, cfg.clone()).unwrap();
+    let tx_off = spsc::Sender::create(&off, cfg.clone().membarrier(false)).unwrap();
+    let _spin = spsc::Sender::create(&spin, cfg.wait(shmring::Wait::Spin)).unwrap();
+    assert_eq!(header_flags(&on), u32::from(membarrier_offered()));
+    assert_eq!(header_flags(&off), 0);
+    assert_eq!(header_flags(&spin), 0, "a spinning channel never sleeps");
+    // Both pairings open and wake a receiver that went to sleep: the sender waits until the
+    // receiver has slept (its spin budget is spent within milliseconds), then sends.
+    for (name, mut tx) in [(&on, tx_on), (&off, tx_off)] {
+        let mut rx = spsc::Receiver::open(name).unwrap();
+        let sender = std::thread::spawn(move || {
+            for i in 0..20u8 {
+                std::thread::sleep(Duration::from_millis(5));
+                tx.send(&[i; 16]).unwrap();
+            }
+        });
+        for i in 0..20u8 {
+            let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(&got[..], &[i; 16], "{name}");
+        }
+        sender.join().unwrap();
+    }
+}
+
+#[test]
+fn unknown_header_flags_are_corrupted() {
+    let name = unique_name("flags");
+    let _tx = spsc::Sender::create(&name, Config::default().capacity(4096)).unwrap();
+    let mut bytes = std::fs::read(shm_path(&name)).unwrap();
+    let flags = u32::from_le_bytes(bytes[FLAGS].try_into().unwrap());
+    bytes[FLAGS].copy_from_slice(&(flags | 0x8000_0000).to_le_bytes());
+    std::fs::write(shm_path(&name), &bytes).unwrap();
+    let err = spsc::Receiver::open(&name).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupted(m) if m.contains("flags")),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_second_create_of_a_live_name_fails_clearly() {
     let name = unique_name("twice");

@@ -11,7 +11,15 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Version of the segment format; bumped on any change of layout or protocol.
 /// 2: the MPMC control block holds per-participant intent words (`ring::mpmc`).
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+
+/// Header flag: every participant is registered for `membarrier(GLOBAL_EXPEDITED)`, so
+/// notifiers fence only the compiler and sleepers issue the barrier (`sync::barrier`). Set by
+/// a creator that could register (and does not spin); required of every opener. Version 3
+/// added it, so a library that does not know it (and would fence only itself) cannot attach.
+pub const FLAG_MEMBARRIER: u32 = 1;
+/// Every flag this version knows.
+pub const KNOWN_FLAGS: u32 = FLAG_MEMBARRIER;
 /// The value of `init` once the creator has finished.
 pub const INIT_DONE: u32 = 0x494E_4954; // "INIT"
 
@@ -92,8 +100,8 @@ pub struct Header {
     pub data_offset: AtomicU64,
     /// pid of the creator, for display.
     pub creator_pid: AtomicU32,
-    /// Reserved, zero.
-    pub reserved: AtomicU32,
+    /// [`FLAG_MEMBARRIER`], or 0. Other bits are refused.
+    pub flags: AtomicU32,
     /// Creation time, seconds since the Unix epoch, for display.
     pub created_at: AtomicU64,
     /// Sides: 0 = sender, 1 = receiver. An MPMC segment records here the last sender and
@@ -157,6 +165,8 @@ pub struct HeaderSnapshot {
     /// See [`Header`].
     pub created_at: u64,
     /// See [`Header`].
+    pub flags: u32,
+    /// See [`Header`].
     pub max_senders: u32,
     /// See [`Header`].
     pub max_receivers: u32,
@@ -187,6 +197,7 @@ impl Header {
             data_offset: self.data_offset.load(Ordering::Relaxed),
             creator_pid: self.creator_pid.load(Ordering::Relaxed),
             created_at: self.created_at.load(Ordering::Relaxed),
+            flags: self.flags.load(Ordering::Relaxed),
             max_senders: self.max_senders.load(Ordering::Relaxed),
             max_receivers: self.max_receivers.load(Ordering::Relaxed),
         }

@@ -60,7 +60,9 @@ use nix::fcntl::OFlag;
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{fstat, Mode};
 
-pub(crate) use header::{Header, INIT_DONE, MAGIC, RECEIVER, SENDER, VERSION};
+pub(crate) use header::{
+    Header, FLAG_MEMBARRIER, INIT_DONE, KNOWN_FLAGS, MAGIC, RECEIVER, SENDER, VERSION,
+};
 pub use header::{HeaderSnapshot, RingKind, HEADER_LEN};
 pub(crate) use name::normalize_name;
 pub use name::MAX_NAME_LEN;
@@ -83,6 +85,8 @@ pub(crate) struct Identity {
     pub data_offset: u64,
     /// Length of the whole segment.
     pub total_len: u64,
+    /// Header flags ([`FLAG_MEMBARRIER`]).
+    pub flags: u32,
 }
 
 /// A mapped shmring segment.
@@ -254,6 +258,7 @@ impl Segment {
         h.slot_size.store(id.slot_size, Ordering::Relaxed);
         h.total_len.store(id.total_len, Ordering::Relaxed);
         h.data_offset.store(id.data_offset, Ordering::Relaxed);
+        h.flags.store(id.flags, Ordering::Relaxed);
         h.creator_pid.store(std::process::id(), Ordering::Relaxed);
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)

@@ -18,7 +18,7 @@ use crate::ring::layout::{align_up, copy_bytes};
 use crate::segment::{Identity, Segment};
 use crate::sync::doorbell::{Bell, Ringer};
 use crate::sync::semaphore::SemSet;
-use crate::sync::wait::{block_on, Event, Sleep, Until, WaitPolicy};
+use crate::sync::wait::{block_on, Event, Fences, Sleep, Until, WaitPolicy};
 use crate::sync::Wait;
 
 /// Offsets of the parts of a segment whose body is `body_len` bytes (module docs of `shm`).
@@ -202,7 +202,9 @@ impl<R: Flavor> Link<R> {
     fn arm(&mut self) -> Result<()> {
         self.bell()?;
         if !self.armed {
-            self.event(self.own_event()).arm_poller(self.index as u32);
+            let fences = self.sleep[self.own_event()].fences();
+            self.event(self.own_event())
+                .arm_poller(self.index as u32, fences);
             self.armed = true;
         }
         Ok(())
@@ -284,6 +286,29 @@ impl<R: Flavor> Drop for Link<R> {
     }
 }
 
+/// The fence pairing the header asks for (`sync::barrier`): with [`FLAG_MEMBARRIER`] this
+/// process must register for `membarrier`, or its notifiers would not be covered by the
+/// other participants' barriers.
+///
+/// [`FLAG_MEMBARRIER`]: crate::segment::FLAG_MEMBARRIER
+fn fences_of(snap: &crate::segment::HeaderSnapshot, name: &str) -> Result<Fences> {
+    if snap.flags & !crate::segment::KNOWN_FLAGS != 0 {
+        return Err(Error::Corrupted("unknown flags in header"));
+    }
+    if snap.flags & crate::segment::FLAG_MEMBARRIER == 0 {
+        return Ok(Fences::Symmetric);
+    }
+    #[cfg(not(shmring_loom))]
+    if crate::sync::barrier::register() {
+        return Ok(Fences::Membarrier);
+    }
+    Err(Error::Incompatible(format!(
+        "{name} pairs its wakeups with membarrier(2), which this process cannot use (a kernel \
+         before 4.16, or a seccomp filter refusing it); have its creator set \
+         Config::membarrier(false)"
+    )))
+}
+
 /// Creates a segment (named, or anonymous for `None`) and lays out an empty `R` ring in it,
 /// not yet published.
 fn create<R: Flavor>(name: Option<&str>, cfg: &Config) -> Result<Site> {
@@ -296,6 +321,11 @@ fn create<R: Flavor>(name: Option<&str>, cfg: &Config) -> Result<Site> {
         slot_size,
         data_offset: layout.body,
         total_len: layout.total,
+        flags: if cfg.wait != Wait::Spin && cfg.membarrier && crate::sync::barrier::register() {
+            crate::segment::FLAG_MEMBARRIER
+        } else {
+            0
+        },
     };
     let seg = match name {
         Some(name) => Segment::create(name, &id, cfg.mode)?,
@@ -413,6 +443,7 @@ fn attach<R: Flavor, E: End>(
     }
     let wait =
         Wait::from_raw(snap.wait).ok_or(Error::Corrupted("unknown wait strategy in header"))?;
+    let fences = fences_of(&snap, site.name())?;
     let body_len = R::body_len(snap.capacity, snap.slot_size)?;
     let layout = Layout::new::<R>(body_len)?;
     if snap.data_offset != layout.body || snap.total_len != layout.total {
@@ -484,19 +515,22 @@ fn attach<R: Flavor, E: End>(
         let first: &Event = unsafe { &events.cast::<Events>().as_ref()[READABLE] };
         match wait {
             Wait::Spin => ([Sleep::Spin; 2], None),
-            Wait::Futex => ([Sleep::Futex; 2], None),
+            Wait::Futex => ([Sleep::Futex(fences); 2], None),
             Wait::Semaphore => {
                 let set = SemSet::attach(first.sem_record(), site.owner_uid()?)?;
                 let sleep = [
-                    Sleep::Semaphore(set.slot(READABLE as u16)),
-                    Sleep::Semaphore(set.slot(WRITABLE as u16)),
+                    Sleep::Semaphore(set.slot(READABLE as u16), fences),
+                    Sleep::Semaphore(set.slot(WRITABLE as u16), fences),
                 ];
                 (sleep, Some(set))
             }
         }
     };
     #[cfg(shmring_loom)]
-    let sleep = [Sleep::from(wait); 2];
+    let sleep = {
+        let _ = fences;
+        [Sleep::from(wait); 2]
+    };
     // SAFETY: as above: inside the mapping, initialised before publication, atomics only.
     let ev: &Events = unsafe { events.cast::<Events>().as_ref() };
     let tokens = [ev[READABLE].token(), ev[WRITABLE].token()];
@@ -775,6 +809,7 @@ pub(crate) fn heap_site<R: Flavor>(cfg: &Config) -> Result<super::site::HeapSite
         slot_size,
         data_offset: layout.body,
         total_len: layout.total,
+        flags: 0,
     };
     let (s, r) = R::maxima(cfg)?;
     let places = (s.max(1) + r.max(1)) as usize;

@@ -55,6 +55,7 @@ pub(crate) fn timespec(d: std::time::Duration) -> libc::timespec {
     }
 }
 
+pub(crate) mod barrier;
 pub(crate) mod doorbell;
 pub mod futex;
 pub mod semaphore;

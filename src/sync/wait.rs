@@ -17,6 +17,11 @@
 //! the notifier sees the announcement, or the re-check sees the publication. A bump between
 //! 2 and 4 makes the futex compare fail, so the sleeper returns at once.
 //!
+//! On a segment made with `FLAG_MEMBARRIER` ([`Fences::Membarrier`]) the notifier's fence is a
+//! compiler fence and the sleeper adds `membarrier(GLOBAL_EXPEDITED)` after its own fence: the
+//! same pairing, with the cost moved to the side that is about to sleep anyway
+//! (`sync::barrier` gives the argument). Under loom both sides keep the `SeqCst` fence.
+//!
 //! Waits come in slices ([`WaitPolicy::slice`]) so that a deadline, a closed channel or a dead
 //! peer is noticed even if no wake ever comes.
 //!
@@ -55,6 +60,8 @@ use crate::sync::hint;
 use crate::sync::semaphore::SemRecord;
 #[cfg(not(shmring_loom))]
 use crate::sync::semaphore::SemSlot;
+#[cfg(not(shmring_loom))]
+use std::sync::atomic::compiler_fence;
 
 /// How a blocking call waits when the ring is empty (receiver) or full (sender).
 ///
@@ -213,10 +220,22 @@ pub enum Sleep {
     /// [`Wait::Spin`].
     Spin,
     /// [`Wait::Futex`] (and, under loom, [`Wait::Semaphore`]: the models use the futex).
-    Futex,
+    Futex(Fences),
     /// [`Wait::Semaphore`]: this semaphore.
     #[cfg(not(shmring_loom))]
-    Semaphore(SemSlot),
+    Semaphore(SemSlot, Fences),
+}
+
+/// How the two sides of the protocol fence (module docs, and `sync::barrier`): what the
+/// segment's header says all its participants do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fences {
+    /// A `SeqCst` fence on both sides.
+    Symmetric,
+    /// A compiler fence in the notifier, `membarrier(GLOBAL_EXPEDITED)` in the sleeper; every
+    /// participant is registered for it.
+    #[cfg(not(shmring_loom))]
+    Membarrier,
 }
 
 impl Sleep {
@@ -224,9 +243,20 @@ impl Sleep {
     pub fn wait(self) -> Wait {
         match self {
             Sleep::Spin => Wait::Spin,
-            Sleep::Futex => Wait::Futex,
+            Sleep::Futex(_) => Wait::Futex,
             #[cfg(not(shmring_loom))]
-            Sleep::Semaphore(_) => Wait::Semaphore,
+            Sleep::Semaphore(..) => Wait::Semaphore,
+        }
+    }
+
+    /// The segment's fence pairing (symmetric for a spinning channel, which never notifies).
+    #[inline]
+    pub fn fences(self) -> Fences {
+        match self {
+            Sleep::Spin => Fences::Symmetric,
+            Sleep::Futex(f) => f,
+            #[cfg(not(shmring_loom))]
+            Sleep::Semaphore(_, f) => f,
         }
     }
 }
@@ -237,7 +267,7 @@ impl From<Wait> for Sleep {
     fn from(wait: Wait) -> Sleep {
         match wait {
             Wait::Spin => Sleep::Spin,
-            Wait::Futex | Wait::Semaphore => Sleep::Futex,
+            Wait::Futex | Wait::Semaphore => Sleep::Futex(Fences::Symmetric),
         }
     }
 }
@@ -311,7 +341,7 @@ impl Event {
     /// Announces a poller (an armed doorbell at bit `bit`): from now on every notifier sees it
     /// in `waiters` and returns the doorbell mask. The same step as a sleeper's announcement
     /// (step 2): the caller re-checks its condition after this, then waits for its doorbell.
-    pub(crate) fn arm_poller(&self, bit: u32) {
+    pub(crate) fn arm_poller(&self, bit: u32, fences: Fences) {
         // Both Relaxed, both before the fence: a notifier whose fence comes after ours (in the
         // SeqCst order) sees the count *and* the bit; one whose fence comes before may see the
         // count without the bit, but then our re-check sees its publication, so the ring it
@@ -322,6 +352,7 @@ impl Event {
         // Pairs with the fence in `notify`: either the notifier sees this announcement, or
         // our re-check sees its publication (module docs, as for a sleeper).
         fence(Ordering::SeqCst);
+        heavy(fences);
     }
 
     /// Withdraws a poller announced by [`arm_poller`](Self::arm_poller).
@@ -342,9 +373,20 @@ impl Event {
 
     #[inline]
     fn notify(&self, how: Sleep, count: u32, cond: impl FnOnce() -> bool) -> u64 {
-        // Pairs with the fence in `sleep` and in `arm_poller`: either we see its `waiters`
-        // increment, or its re-check sees the store our caller made before this fence.
-        fence(Ordering::SeqCst);
+        match how.fences() {
+            #[cfg(not(shmring_loom))]
+            Fences::Membarrier => {
+                // The light half of the asymmetric pair (`sync::barrier`): the sleeper's
+                // `membarrier` orders our publication against our load of `waiters`; the
+                // compiler must still keep them in program order.
+                compiler_fence(Ordering::SeqCst);
+            }
+            Fences::Symmetric => {
+                // Pairs with the fence in `sleep` and in `arm_poller`: either we see its `waiters`
+                // increment, or its re-check sees the store our caller made before this fence.
+                fence(Ordering::SeqCst);
+            }
+        }
         let waiters = self.waiters.load(Ordering::Relaxed);
         if waiters == 0 || !cond() {
             return 0;
@@ -368,7 +410,7 @@ impl Event {
         }
         match how {
             #[cfg(not(shmring_loom))]
-            Sleep::Semaphore(sem) => {
+            Sleep::Semaphore(sem, _) => {
                 // Post only up to the number of wakes wanted; pending posts count (module docs).
                 // Bounded, whatever `waiters` a peer wrote.
                 let want = count.min(sleepers).min(1024) as i32;
@@ -396,18 +438,20 @@ impl Event {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         // Pairs with the fence in `notify` (see the module docs).
         fence(Ordering::SeqCst);
+        heavy(how.fences());
         // Acquire: pairs with the Release bump in `notify`.
         let seq = self.futex.word().load(Ordering::Acquire);
         let outcome = match not_ready(ready()) {
             Ok(None) => {
                 let slept = match how {
                     #[cfg(not(shmring_loom))]
-                    Sleep::Semaphore(sem) => {
+                    Sleep::Semaphore(sem, fences) => {
                         let slept = sem.wait(Some(timeout));
                         // Pairs with the notifier's fence: a post it counted on but did not
                         // make is seen by the re-check that follows (module docs, semaphore
                         // variant).
                         fence(Ordering::SeqCst);
+                        heavy(fences);
                         slept
                     }
                     _ => {
@@ -421,6 +465,18 @@ impl Event {
         };
         self.waiters.fetch_sub(1, Ordering::Relaxed);
         outcome
+    }
+}
+
+/// The sleeper's half of the fence pair, after its `SeqCst` fence: under
+/// [`Fences::Membarrier`] the notifier fenced only the compiler, so a barrier on its CPU is
+/// needed too (`sync::barrier`).
+#[inline]
+fn heavy(fences: Fences) {
+    match fences {
+        #[cfg(not(shmring_loom))]
+        Fences::Membarrier => crate::sync::barrier::heavy(),
+        Fences::Symmetric => {}
     }
 }
 
