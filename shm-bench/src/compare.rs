@@ -58,6 +58,11 @@ pub struct Options {
     pub latency_size: usize,
     pub throughput_sizes: Vec<usize>,
     pub sweep_sizes: Vec<usize>,
+    /// Only the transports whose label contains one of these (empty: every transport). The
+    /// limits are always measured; a short run of one transport against them is quick.
+    pub only: Vec<String>,
+    /// Measure the peer (iceoryx2) too, when it is built in.
+    pub peer: bool,
     pub quiet: bool,
 }
 
@@ -124,8 +129,19 @@ fn progress(total: u64, quiet: bool) -> ProgressBar {
     pb
 }
 
+/// The indices into [`TRANSPORTS`] that `o.only` picks.
+fn picked(o: &Options) -> Vec<usize> {
+    (0..TRANSPORTS.len())
+        .filter(|&t| {
+            o.only.is_empty() || o.only.iter().any(|w| TRANSPORTS[t].0.contains(w.as_str()))
+        })
+        .collect()
+}
+
 pub fn run(o: &Options) -> Result<Report, String> {
     let started = Instant::now();
+    let picked = picked(o);
+    let peer_available = || peer_available() && o.peer;
     let started_unix_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -144,7 +160,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
     raw_sizes.dedup();
     headline.extend(raw_sizes.iter().map(|&s| Job::RawRtt(s)));
     headline.extend(raw_sizes.iter().map(|&s| Job::RawStream(s)));
-    for t in 0..TRANSPORTS.len() {
+    for &t in &picked {
         headline.push(Job::Latency {
             t,
             size: o.latency_size,
@@ -158,7 +174,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
         });
     }
     for &size in &o.throughput_sizes {
-        for t in 0..TRANSPORTS.len() {
+        for &t in &picked {
             headline.push(Job::Throughput {
                 t,
                 size,
@@ -171,7 +187,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
     }
     let mut sweep = Vec::new();
     for &size in &o.sweep_sizes {
-        for t in 0..TRANSPORTS.len() {
+        for &t in &picked {
             sweep.push(Job::Latency {
                 t,
                 size,
@@ -181,7 +197,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
         if peer_available() {
             sweep.push(Job::Peer { size, sweep: true });
         }
-        for t in 0..TRANSPORTS.len() {
+        for &t in &picked {
             sweep.push(Job::Throughput {
                 t,
                 size,
@@ -254,10 +270,10 @@ pub fn run(o: &Options) -> Result<Report, String> {
         })
         .collect();
 
-    let mut lat_measured: Vec<(String, String, Option<Summary>)> = TRANSPORTS
+    let mut lat_measured: Vec<(String, String, Option<Summary>)> = picked
         .iter()
-        .enumerate()
-        .map(|(t, (label, url))| {
+        .map(|&t| {
+            let (label, url) = TRANSPORTS[t];
             let j = Job::Latency {
                 t,
                 size: o.latency_size,
@@ -279,7 +295,8 @@ pub fn run(o: &Options) -> Result<Report, String> {
     }
     let mut tput_measured = Vec::new();
     for &size in &o.throughput_sizes {
-        for (t, (label, url)) in TRANSPORTS.iter().enumerate() {
+        for &t in &picked {
+            let (label, url) = TRANSPORTS[t];
             let j = Job::Throughput {
                 t,
                 size,
