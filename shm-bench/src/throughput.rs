@@ -271,7 +271,7 @@ pub fn spsc_zero_copy(p: &Params) -> Rate {
         }
     };
     meet.stop();
-    while rx.recv().expect("drain").len() != 0 {}
+    while !rx.recv().expect("drain").is_empty() {}
     proc::join(pid);
     drop(rx);
     std::hint::black_box(sum);
