@@ -46,8 +46,13 @@ pub const TRANSPORTS: &[(&str, &str)] = &[
     ("tcp loopback", "tcp://127.0.0.1:0"),
 ];
 
-/// The label of the peer's row (present with `--features peers`).
+/// The label of the peer's row (present with `--features peers`). Its throughput rows copy
+/// every sample out, as shmring's `recv_into` rows do.
 pub const PEER: &str = "iceoryx2 spin";
+/// Throughput rows that read each message in place (no copy out), shmring's and the peer's:
+/// the same work on both sides (one copy in, stamps read where the message lies).
+pub const ZERO_COPY: &str = "shm spsc spin, zero-copy read";
+pub const PEER_ZERO_COPY: &str = "iceoryx2 spin, zero-copy read";
 
 pub struct Options {
     pub runs: usize,
@@ -58,6 +63,11 @@ pub struct Options {
     pub latency_size: usize,
     pub throughput_sizes: Vec<usize>,
     pub sweep_sizes: Vec<usize>,
+    /// Only the transports whose label contains one of these (empty: every transport). The
+    /// limits are always measured; a short run of one transport against them is quick.
+    pub only: Vec<String>,
+    /// Measure the peer (iceoryx2) too, when it is built in.
+    pub peer: bool,
     pub quiet: bool,
 }
 
@@ -70,7 +80,8 @@ enum Job {
     RawStream(usize),
     Latency { t: usize, size: usize, sweep: bool },
     Peer { size: usize, sweep: bool },
-    PeerThroughput { size: usize },
+    PeerThroughput { size: usize, copy_out: bool },
+    ZeroCopy { size: usize },
     Throughput { t: usize, size: usize, sweep: bool },
 }
 
@@ -95,12 +106,12 @@ fn peer_round_trip(_: &latency::Params) -> Option<Summary> {
 }
 
 #[cfg(feature = "peers")]
-fn peer_throughput(p: &throughput::Params) -> Option<Rate> {
-    Some(crate::peers::iceoryx2_throughput(p))
+fn peer_throughput(p: &throughput::Params, copy_out: bool) -> Option<Rate> {
+    Some(crate::peers::iceoryx2_throughput(p, copy_out))
 }
 
 #[cfg(not(feature = "peers"))]
-fn peer_throughput(_: &throughput::Params) -> Option<Rate> {
+fn peer_throughput(_: &throughput::Params, _: bool) -> Option<Rate> {
     None
 }
 
@@ -124,8 +135,20 @@ fn progress(total: u64, quiet: bool) -> ProgressBar {
     pb
 }
 
+/// The indices into [`TRANSPORTS`] that `o.only` picks.
+fn picked(o: &Options) -> Vec<usize> {
+    (0..TRANSPORTS.len())
+        .filter(|&t| {
+            o.only.is_empty() || o.only.iter().any(|w| TRANSPORTS[t].0.contains(w.as_str()))
+        })
+        .collect()
+}
+
 pub fn run(o: &Options) -> Result<Report, String> {
     let started = Instant::now();
+    let picked = picked(o);
+    let peer_available = || peer_available() && o.peer;
+    let zero_copy = o.only.is_empty() || o.only.iter().any(|w| ZERO_COPY.contains(w.as_str()));
     let started_unix_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -144,7 +167,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
     raw_sizes.dedup();
     headline.extend(raw_sizes.iter().map(|&s| Job::RawRtt(s)));
     headline.extend(raw_sizes.iter().map(|&s| Job::RawStream(s)));
-    for t in 0..TRANSPORTS.len() {
+    for &t in &picked {
         headline.push(Job::Latency {
             t,
             size: o.latency_size,
@@ -158,7 +181,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
         });
     }
     for &size in &o.throughput_sizes {
-        for t in 0..TRANSPORTS.len() {
+        for &t in &picked {
             headline.push(Job::Throughput {
                 t,
                 size,
@@ -166,12 +189,24 @@ pub fn run(o: &Options) -> Result<Report, String> {
             });
         }
         if peer_available() {
-            headline.push(Job::PeerThroughput { size });
+            headline.push(Job::PeerThroughput {
+                size,
+                copy_out: true,
+            });
+        }
+        if zero_copy {
+            headline.push(Job::ZeroCopy { size });
+            if peer_available() {
+                headline.push(Job::PeerThroughput {
+                    size,
+                    copy_out: false,
+                });
+            }
         }
     }
     let mut sweep = Vec::new();
     for &size in &o.sweep_sizes {
-        for t in 0..TRANSPORTS.len() {
+        for &t in &picked {
             sweep.push(Job::Latency {
                 t,
                 size,
@@ -181,7 +216,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
         if peer_available() {
             sweep.push(Job::Peer { size, sweep: true });
         }
-        for t in 0..TRANSPORTS.len() {
+        for &t in &picked {
             sweep.push(Job::Throughput {
                 t,
                 size,
@@ -254,10 +289,10 @@ pub fn run(o: &Options) -> Result<Report, String> {
         })
         .collect();
 
-    let mut lat_measured: Vec<(String, String, Option<Summary>)> = TRANSPORTS
+    let mut lat_measured: Vec<(String, String, Option<Summary>)> = picked
         .iter()
-        .enumerate()
-        .map(|(t, (label, url))| {
+        .map(|&t| {
+            let (label, url) = TRANSPORTS[t];
             let j = Job::Latency {
                 t,
                 size: o.latency_size,
@@ -279,7 +314,8 @@ pub fn run(o: &Options) -> Result<Report, String> {
     }
     let mut tput_measured = Vec::new();
     for &size in &o.throughput_sizes {
-        for (t, (label, url)) in TRANSPORTS.iter().enumerate() {
+        for &t in &picked {
+            let (label, url) = TRANSPORTS[t];
             let j = Job::Throughput {
                 t,
                 size,
@@ -295,10 +331,36 @@ pub fn run(o: &Options) -> Result<Report, String> {
         if peer_available() {
             tput_measured.push((
                 PEER.to_string(),
-                "iceoryx2 ipc publish-subscribe".to_string(),
+                "iceoryx2 ipc publish-subscribe, payload copied out".to_string(),
                 size,
-                rate(&head_out[find(Job::PeerThroughput { size })]),
+                rate(
+                    &head_out[find(Job::PeerThroughput {
+                        size,
+                        copy_out: true,
+                    })],
+                ),
             ));
+        }
+        if zero_copy {
+            tput_measured.push((
+                ZERO_COPY.to_string(),
+                "shmring::spsc recv() guard, 4 MiB, spin".to_string(),
+                size,
+                rate(&head_out[find(Job::ZeroCopy { size })]),
+            ));
+            if peer_available() {
+                tput_measured.push((
+                    PEER_ZERO_COPY.to_string(),
+                    "iceoryx2 ipc publish-subscribe, payload read in place".to_string(),
+                    size,
+                    rate(
+                        &head_out[find(Job::PeerThroughput {
+                            size,
+                            copy_out: false,
+                        })],
+                    ),
+                ));
+            }
         }
     }
     let latency = report::latency_rows(o.latency_size, &lat_measured, &cache_line_rtt, &futex_rtt);
@@ -408,7 +470,12 @@ fn describe(job: &Job) -> String {
             )
         }
         Job::Peer { size, .. } => format!("round trip {PEER} {}", report::human_size(size)),
-        Job::PeerThroughput { size } => format!("throughput {PEER} {}", report::human_size(size)),
+        Job::PeerThroughput { size, copy_out } => format!(
+            "throughput {} {}",
+            if copy_out { PEER } else { PEER_ZERO_COPY },
+            report::human_size(size)
+        ),
+        Job::ZeroCopy { size } => format!("throughput {ZERO_COPY} {}", report::human_size(size)),
         Job::Throughput { t, size, .. } => {
             format!(
                 "throughput {} {}",
@@ -453,13 +520,25 @@ fn execute(job: &Job, o: &Options) -> Result<Outcome, String> {
             Outcome::Rtt(latency::run(&lat(url, size, sweep), &Link::parse(url))?)
         }
         Job::Peer { size, sweep } => Outcome::Rtt(peer_round_trip(&lat("", size, sweep))),
-        Job::PeerThroughput { size } => Outcome::Rate(peer_throughput(&throughput::Params {
-            size,
-            budget: budget(false),
-            max_msgs: u64::MAX,
-            cpus: o.cpus,
-            batch: 1,
-        })),
+        Job::PeerThroughput { size, copy_out } => Outcome::Rate(peer_throughput(
+            &throughput::Params {
+                size,
+                budget: budget(false),
+                max_msgs: u64::MAX,
+                cpus: o.cpus,
+                batch: 1,
+            },
+            copy_out,
+        )),
+        Job::ZeroCopy { size } => {
+            Outcome::Rate(Some(throughput::spsc_zero_copy(&throughput::Params {
+                size,
+                budget: budget(false),
+                max_msgs: u64::MAX,
+                cpus: o.cpus,
+                batch: 1,
+            })))
+        }
         Job::Throughput { t, size, sweep } => {
             let link = Link::parse(TRANSPORTS[t].1);
             let p = throughput::Params {

@@ -260,6 +260,10 @@ enum Cmd {
         sizes: Vec<usize>,
         #[arg(long, default_value = "0,1", value_parser = parse_cpus)]
         cpus: Cpus,
+        /// Only the transports whose label contains one of these words (e.g. `spsc spin`,
+        /// `iceoryx2`); the limits are always measured. Empty: every transport and the peer.
+        #[arg(long, value_delimiter = ',')]
+        transports: Vec<String>,
         /// Where compare.json and the charts go.
         #[arg(long, default_value = "target/shm-bench")]
         out: PathBuf,
@@ -686,11 +690,18 @@ fn main() {
             sweep_ms,
             sizes,
             cpus,
+            transports,
             out,
             quiet,
             json,
         } => {
+            let peer = transports.is_empty()
+                || transports
+                    .iter()
+                    .any(|w| compare::PEER.contains(w.as_str()));
             let o = compare::Options {
+                only: transports,
+                peer,
                 runs,
                 sweep_runs,
                 cpus: cpu_pair(&cpus),

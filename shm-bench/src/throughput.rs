@@ -215,3 +215,65 @@ fn receive_batches(
         }
     }
 }
+
+/// One-way throughput of an SPSC spin ring (4 MiB) with the work of iceoryx2's loop in
+/// `peers::iceoryx2_throughput` (its zero-copy variant): the child copies each stamped
+/// message in (`send`, as iceoryx2's `write_from_slice` into a loaned sample), the parent
+/// borrows it in place (`recv`, a guard into the ring) and reads both stamps and the middle
+/// byte, without copying it out. The `throughput` rows copy every message out as well
+/// (`recv_into`), so they do twice the memory traffic of this loop at large sizes.
+pub fn spsc_zero_copy(p: &Params) -> Rate {
+    use shmring::{spsc, Config, Wait};
+    let size = p.size.max(MIN_SIZE);
+    let name = format!("shm-bench-zc-{}", urls::run_tag());
+    let cfg = Config::default().wait(Wait::Spin).capacity(4 << 20);
+    proc::pin(p.cpus[0]);
+    let mut rx = spsc::Receiver::create(&name, cfg).expect("create the zero-copy ring");
+    let meet = Rendezvous::new();
+    let pid = proc::spawn(p.cpus[1], || {
+        let mut tx = spsc::Sender::open(&name).expect("child: open");
+        meet.set_ready(None);
+        meet.wait_go();
+        let mut msg = vec![0x3Cu8; size];
+        let mut seq = 0u64;
+        while !meet.stopped() {
+            let stamp = seq.to_le_bytes();
+            msg[..8].copy_from_slice(&stamp);
+            msg[size - 8..].copy_from_slice(&stamp);
+            tx.send(&msg).expect("send");
+            seq += 1;
+        }
+        tx.send(&[]).expect("send the end");
+    });
+    meet.wait_ready(pid);
+    let check_every = (1 << 16) / size as u64 + 1;
+    let t0 = Instant::now();
+    meet.go();
+    let (mut count, mut sum) = (0u64, 0u64);
+    let secs = loop {
+        {
+            let m = rx.recv().expect("recv");
+            let n = m.len();
+            let first = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
+            let last = u64::from_le_bytes(m[n - 8..].try_into().expect("8 bytes"));
+            assert!(
+                n == size && first == count && last == count,
+                "message {count} arrived wrong: {n} bytes, stamps {first} / {last}"
+            );
+            sum = sum.wrapping_add(first ^ u64::from(m[n / 2]));
+        }
+        count += 1;
+        if count % check_every == 0 || count >= p.max_msgs {
+            let t = t0.elapsed();
+            if t >= p.budget || count >= p.max_msgs {
+                break t.as_secs_f64();
+            }
+        }
+    };
+    meet.stop();
+    while !rx.recv().expect("drain").is_empty() {}
+    proc::join(pid);
+    drop(rx);
+    std::hint::black_box(sum);
+    Rate::new(count, size, secs)
+}
