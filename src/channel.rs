@@ -168,6 +168,25 @@ impl Batch {
         self.ends.push(self.bytes.len());
     }
 
+    /// Appends a copy of the `len` bytes at `ptr` (the shared-memory rings' batch receive:
+    /// straight from the ring, with the small-copy routine the rings use).
+    ///
+    /// # Safety
+    /// `ptr` is valid for reads of `len` bytes and does not point into this batch.
+    #[inline(always)]
+    pub(crate) unsafe fn push_raw(&mut self, ptr: *const u8, len: usize) {
+        self.bytes.reserve(len);
+        let at = self.bytes.len();
+        // SAFETY: `reserve` made room for `len` more bytes after `at`; the caller's contract
+        // makes `ptr` readable for `len` bytes and not part of `bytes`. The bytes are
+        // initialised by the copy before `set_len` counts them.
+        unsafe {
+            crate::ring::layout::copy_bytes(ptr, self.bytes.as_mut_ptr().add(at), len);
+            self.bytes.set_len(at + len);
+        }
+        self.ends.push(self.bytes.len());
+    }
+
     /// Receives one message with `recv` (a `recv_into`-like call that fills a buffer and
     /// returns the length) and appends it; on error nothing is appended. For implementing
     /// [`Receiver::recv_batch`] over a one-message receive.
