@@ -518,33 +518,49 @@ impl Producer {
     /// publishes the batch (see the module docs, "Batches").
     #[inline(always)]
     pub fn stage_copy(&mut self, msg: &[u8]) -> bool {
-        let cap = self.ring.cap;
-        // A slice is at most `isize::MAX` bytes, so none of the sums below overflows.
-        let len = msg.len() as u64;
+        self.stage_copies(std::slice::from_ref(&msg)) == 1
+    }
+
+    /// [`stage_copy`](Self::stage_copy) for the messages of `msgs` in order, as long as each
+    /// is the simple case; returns how many it staged (the caller takes the general path for
+    /// the next). The receiver's close is looked at once per call, as one `send_batch` is one
+    /// operation; the positions stay in locals for the loop.
+    #[inline(always)]
+    pub fn stage_copies(&mut self, msgs: &[&[u8]]) -> usize {
         if self.first.is_none() || self.ring.ctrl().receiver_closed() {
-            return false;
+            return 0;
         }
-        let size = FRAME_HEADER + align8(len);
-        let off = self.tail & self.ring.mask();
-        // The frame within the data, and the frame plus the word after it within the room
-        // that the cached `head` shows (the general path re-reads `head` when it does not).
-        // The room is at most `cap`, so this also bounds `len` by `max_message`.
-        if off + size > cap || cap - self.tail.wrapping_sub(self.cached_head) < size + FRAME_HEADER
-        {
-            return false;
+        let ring = self.ring;
+        let cap = ring.cap;
+        let mut tail = self.tail;
+        // Where the room that the cached `head` shows ends (`tail` is never past it).
+        let end = self.cached_head.wrapping_add(cap);
+        let mut n = 0;
+        for msg in msgs {
+            // A slice is at most `isize::MAX` bytes, so none of the sums below overflows.
+            let len = msg.len() as u64;
+            let size = FRAME_HEADER + align8(len);
+            let off = tail & ring.mask();
+            // The frame within the data, and the frame plus the word after it within the
+            // room (the general path re-reads `head` when it is not). The room is at most
+            // `cap`, so this also bounds `len` by `max_message`.
+            if off + size > cap || end.wrapping_sub(tail) < size + FRAME_HEADER {
+                break;
+            }
+            let payload = off + FRAME_HEADER;
+            ring.touch_payload(payload, len, true);
+            // SAFETY: `payload .. payload + len` lies in the data (`off + size <= cap`) and in
+            // the room between our tail and the consumer's head, which the protocol gives to
+            // the producer alone until it publishes; `msg` is the caller's memory, no overlap.
+            unsafe { copy_bytes(msg.as_ptr(), ring.payload_at(payload), msg.len()) };
+            // Relaxed: a staged header after the first, reached only through the first
+            // header, stored Release in `flush`.
+            ring.store_header(off, (u64::from(FRAME_TAG) << 32) | len, Ordering::Relaxed);
+            tail = tail.wrapping_add(size);
+            n += 1;
         }
-        let payload = off + FRAME_HEADER;
-        self.ring.touch_payload(payload, len, true);
-        // SAFETY: `payload .. payload + len` lies in the data (`off + size <= cap`) and in the
-        // room between our tail and the consumer's head, which the protocol gives to the
-        // producer alone until it publishes; `msg` is the caller's memory, so no overlap.
-        unsafe { copy_bytes(msg.as_ptr(), self.ring.payload_at(payload), msg.len()) };
-        // Relaxed: a staged header after the first, reached only through the first header,
-        // stored Release in `flush`.
-        self.ring
-            .store_header(off, (u64::from(FRAME_TAG) << 32) | len, Ordering::Relaxed);
-        self.tail = self.tail.wrapping_add(size);
-        true
+        self.tail = tail;
+        n
     }
 
     /// Starts a batch: from now until [`flush`](Self::flush) or [`discard`](Self::discard),
@@ -810,10 +826,10 @@ impl Consumer {
             let off = head & ring.mask();
             // Acquire: pairs with the Release store of the header in `Producer::publish`, or
             // of a batch's first header in `Producer::flush` (which orders the later ones).
-            let word = ring.load_header(off, Ordering::Acquire);
-            let len = word & 0xFFFF_FFFF;
+            let hdr = ring.load_header(off, Ordering::Acquire);
+            let len = hdr & 0xFFFF_FFFF;
             let size = FRAME_HEADER + align8(len);
-            if (word >> 32) as u32 != FRAME_TAG || len > max_len || off + size > cap {
+            if (hdr >> 32) as u32 != FRAME_TAG || len > max_len || off + size > cap {
                 // The general path decides; with frames taken it must not store `head` (a
                 // wrap skip), hence `taken` first.
                 self.head = head;

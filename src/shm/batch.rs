@@ -54,12 +54,20 @@ impl<R: Flavor> Sender<R> {
     /// (or earlier, where the ring fills up); progress reported as the trait says.
     pub(super) fn send_batch_until(&mut self, msgs: &[&[u8]], until: Until) -> Result<usize> {
         let mut batch = self.batch();
-        for (k, m) in msgs.iter().enumerate() {
+        let mut k = 0;
+        while k < msgs.len() {
+            // The ring's loop over as many as take its one-step path, then one by the
+            // general path (the first of the batch, a wrap, a full ring, an error).
+            let fast = batch.tx.end.stage_copies(&msgs[k..]);
+            batch.staged += fast;
+            k += fast;
+            let Some(m) = msgs.get(k) else { break };
             // `until` is absolute, so the whole batch shares one deadline.
-            if let Err(e) = batch.push_until(m, until) {
+            if let Err(e) = batch.push_general(m, until) {
                 batch.finish();
                 return if k == 0 { Err(e) } else { Ok(k) };
             }
+            k += 1;
         }
         batch.finish();
         Ok(msgs.len())

@@ -199,6 +199,13 @@ pub trait ProducerEnd: End {
         let _ = msg;
         false
     }
+    /// [`stage_copy`](Self::stage_copy) for `msgs` in order while each is that case;
+    /// returns how many it staged (0 where the ring has no such path).
+    #[inline(always)]
+    fn stage_copies(&mut self, msgs: &[&[u8]]) -> usize {
+        let _ = msgs;
+        0
+    }
 }
 
 /// The consuming end of a ring.

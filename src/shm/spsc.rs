@@ -166,6 +166,10 @@ flavor::forward_ends!(
         fn stage_copy(&mut self, msg: &[u8]) -> bool {
             ring::Producer::stage_copy(self, msg)
         }
+        #[inline(always)]
+        fn stage_copies(&mut self, msgs: &[&[u8]]) -> usize {
+            ring::Producer::stage_copies(self, msgs)
+        }
     },
     consumer_extra = {
         #[inline(always)]
