@@ -49,6 +49,23 @@ pub fn spsc_read(data: &[u8]) {
     let (Ok(mut consumer), producer) = ends else {
         return; // positions rejected: fine
     };
+    if data[0] & 0x80 != 0 {
+        // The batch read path (`recv_batch`): the same bytes through `take_ready`, which
+        // handles plain frames itself and hands every other word to `try_peek`.
+        let base = data_ptr.as_ptr() as usize;
+        let (_, stop) = consumer.take_ready(64, |ptr, len| {
+            let off = (ptr as usize).wrapping_sub(base);
+            assert!(
+                off <= cap as usize && len <= cap as usize - off,
+                "batch frame out of bounds"
+            );
+        });
+        match stop {
+            None | Some(Error::Corrupted(_) | Error::Empty | Error::Disconnected) => {}
+            Some(e) => panic!("unexpected error from the batch read path: {e}"),
+        }
+        consumer.flush_taken();
+    }
     for _ in 0..64 {
         match consumer.try_peek() {
             Ok(frame) => {

@@ -208,6 +208,31 @@ fn spsc_spin_batches_publish_and_free_together() {
     });
 }
 
+/// Frames committed one by one (each header its own Release) and received in batches: the
+/// batch loop (`Consumer::take_ready`) reaches a later frame by its own Acquire load of that
+/// frame's header, not through the first one's, and the third frame's wrap marker goes to
+/// the general path (`try_peek`) in the middle of a batch, with frames taken.
+#[test]
+fn spsc_spin_recv_batch_takes_frames_published_apart() {
+    model(2, || {
+        let (mut tx, mut rx) = spsc_with(Wait::Spin);
+        let t = thread::spawn(move || {
+            for i in 1..=3u8 {
+                tx.send(&[i; 16]).unwrap();
+            }
+        });
+        let mut seen = 0u8;
+        while seen < 3 {
+            let got = rx.recv_batch(8).unwrap();
+            for m in got.iter() {
+                seen += 1;
+                assert_eq!(m, [seen; 16]);
+            }
+        }
+        t.join().unwrap();
+    });
+}
+
 /// MPMC batches: one producer stages two messages (each slot claimed and marked on its own)
 /// while another sends one; the consumer takes what is ready as one batch and frees it
 /// together. Every message arrives once, each producer's in order.

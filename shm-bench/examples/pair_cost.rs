@@ -13,7 +13,8 @@
 //! Modes: `spsc-single` (`send` + `recv_into`, inherent API), `spsc-guard` (`try_send` +
 //! `try_recv`, the zero-copy guard), `spsc-batch` (64-message `batch().push` + `recv_batch`),
 //! `spsc-dyn` (through `channel::Sender` / `channel::Receiver`, as `shm-bench` does),
-//! `mpmc-single`, `mpmc-batch`.
+//! `spsc-dyn-batch` (64-message `send_batch` + `recv_batch` into a `channel::Batch`, as
+//! `shm-bench throughput --batch 64` does), `mpmc-single`, `mpmc-batch`.
 
 use std::hint::black_box;
 
@@ -68,6 +69,21 @@ fn main() {
                 tx.send(black_box(&msg)).unwrap();
                 rx.recv_into(&mut buf).unwrap();
                 black_box(&buf);
+            }
+        }
+        "spsc-dyn-batch" => {
+            let url = format!("shm://{name}?ring=spsc&capacity=64KiB&wait=spin");
+            let mut rx = shmring::listen(&url).expect("listen");
+            let mut tx = shmring::connect(&url).expect("connect");
+            let msgs = [msg; BATCH];
+            let refs: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+            let mut batch = shmring::channel::Batch::new();
+            for _ in 0..n / BATCH {
+                assert_eq!(tx.try_send_batch(black_box(&refs)).unwrap(), BATCH);
+                assert_eq!(rx.try_recv_batch(&mut batch, BATCH).unwrap(), BATCH);
+                for m in batch.iter() {
+                    black_box(m[SIZE - 1]);
+                }
             }
         }
         "mpmc-single" | "mpmc-batch" => {

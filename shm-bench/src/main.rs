@@ -538,21 +538,26 @@ fn main() {
                 "mpmc" => [Queue::ShmringMpmc, Queue::ShaqMpmc],
                 r => die(format!("--ring {r}: expected spsc or mpmc")),
             };
-            let mut rates = [Vec::new(), Vec::new()];
+            // The raw batched stream runs in the same rounds: the limit of the same loop.
+            let queues = [pair[0], pair[1], Queue::RawBatched];
+            let mut rates = [Vec::new(), Vec::new(), Vec::new()];
             for _ in 0..runs.max(1) {
-                for (q, out) in pair.iter().zip(&mut rates) {
+                for (q, out) in queues.iter().zip(&mut rates) {
                     let r = shaq_peer::throughput(*q, &p).unwrap_or_else(|e| die(e));
                     out.push(r.msgs_per_s);
                 }
             }
-            let [ours, theirs] = rates.map(median_f64);
+            let [ours, theirs, raw] = rates.map(median_f64);
             println!(
                 "64 B one-way, 1 producer and 1 consumer process, batch {batch}, median of {} interleaved runs x {ms} ms",
                 runs.max(1)
             );
-            println!("{:<32} {ours:>14.0} msgs/s", pair[0].label());
-            println!("{:<32} {theirs:>14.0} msgs/s", pair[1].label());
+            println!("{:<32} {ours:>14.0} msgs/s", queues[0].label());
+            println!("{:<32} {theirs:>14.0} msgs/s", queues[1].label());
+            println!("{:<32} {raw:>14.0} msgs/s", queues[2].label());
             println!("{:<32} {:>14.2}x", "shmring / shaq", ours / theirs);
+            println!("{:<32} {:>14.2}x", "shmring / raw", ours / raw);
+            println!("{:<32} {:>14.2}x", "shaq / raw", theirs / raw);
         }
         Cmd::Throughput {
             url,

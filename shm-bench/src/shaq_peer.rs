@@ -26,6 +26,8 @@ pub enum Queue {
     ShaqMpmc,
     ShmringSpsc,
     ShmringMpmc,
+    /// The physical limit for this loop: a raw fixed-record ring, see [`raw_batched`].
+    RawBatched,
 }
 
 impl Queue {
@@ -35,6 +37,7 @@ impl Queue {
             Queue::ShaqMpmc => "shaq 5.1.1 mpmc",
             Queue::ShmringSpsc => "shmring spsc (own API, spin)",
             Queue::ShmringMpmc => "shmring mpmc (own API, spin)",
+            Queue::RawBatched => "raw 64 B records (limit)",
         }
     }
 }
@@ -45,6 +48,7 @@ pub fn throughput(queue: Queue, p: &Params) -> Result<Rate, String> {
     let batch = p.batch.max(1);
     let max = NonZeroUsize::new(batch).expect("batch >= 1");
     match queue {
+        Queue::RawBatched => Ok(raw_batched(p, batch)),
         Queue::ShaqSpsc | Queue::ShaqMpmc => {
             let path = format!("/dev/shm/shm-bench-shaq-{}", std::process::id());
             let file = std::fs::OpenOptions::new()
@@ -148,6 +152,68 @@ pub fn throughput(queue: Queue, p: &Params) -> Result<Rate, String> {
             }
         }
     }
+}
+
+/// The limit of this loop on this machine: a raw SPSC stream of fixed 64-byte records in
+/// shared anonymous memory (4 MiB, as the queues), batched as shaq batches: the producer
+/// copies up to `batch` stamped records in and publishes them with one Release store of its
+/// index; the consumer loads that index once, hands up to `batch` records to the same checker
+/// and frees them with one store of its own. No headers, no validation, no wake-ups: no queue
+/// of 64-byte messages can carry more through the same `produce` / `one_way` loops.
+fn raw_batched(p: &Params, batch: usize) -> Rate {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let slots = FILE_SIZE / SIZE;
+    let mem = crate::proc::SharedAnon::new(128 + FILE_SIZE);
+    let base = mem.as_ptr();
+    // SAFETY: the mapping is page aligned and holds both index lines; it outlives both
+    // processes' use of it (the child is joined before `mem` drops); only atomics touch them.
+    let (tail, head) = unsafe {
+        (
+            AtomicU64::from_ptr(base.cast()),
+            AtomicU64::from_ptr(base.add(64).cast()),
+        )
+    };
+    // SAFETY: `i & (slots - 1)` is a record inside the mapping.
+    let record = |i: u64| unsafe { base.add(128 + (i as usize & (slots - 1)) * SIZE) };
+    let child = |meet: &Rendezvous| {
+        let (mut t, mut cached_head) = (0u64, 0u64);
+        produce(meet, batch, |items| {
+            let mut free = slots as u64 - t.wrapping_sub(cached_head);
+            if free < items.len() as u64 {
+                // Acquire: pairs with the consumer's Release store of `head` below.
+                cached_head = head.load(Ordering::Acquire);
+                free = slots as u64 - t.wrapping_sub(cached_head);
+            }
+            let n = (free as usize).min(items.len());
+            for (k, item) in items[..n].iter().enumerate() {
+                // SAFETY: record `t + k` is free: the consumer's head is past its last lap.
+                unsafe { std::ptr::copy_nonoverlapping(item.as_ptr(), record(t + k as u64), SIZE) };
+            }
+            t += n as u64;
+            // Release: pairs with the consumer's Acquire load of `tail`: the records first.
+            tail.store(t, Ordering::Release);
+            n
+        });
+    };
+    let (mut h, mut cached_tail) = (0u64, 0u64);
+    one_way(p, child, |check| {
+        if h == cached_tail {
+            // Acquire: pairs with the producer's Release store of `tail`.
+            cached_tail = tail.load(Ordering::Acquire);
+        }
+        let n = cached_tail.wrapping_sub(h).min(batch as u64);
+        for k in 0..n {
+            // SAFETY: record `h + k` was published (below the producer's tail) and is not
+            // freed until the store of `head` after the checks.
+            let m = unsafe { std::slice::from_raw_parts(record(h + k), SIZE) };
+            check(m);
+        }
+        if n > 0 {
+            h += n;
+            // Release: pairs with the producer's Acquire load of `head`: read before reused.
+            head.store(h, Ordering::Release);
+        }
+    })
 }
 
 /// The child's loop: stamps `batch` items at a time and hands them to `write`, which sends

@@ -45,6 +45,13 @@
 //! they are never read, because the consumer reaches a word only as the word after a frame
 //! published later, which the producer zeroes before it publishes that frame.
 //!
+//! The batch fast path ([`Producer::stage_copy`], every frame after a batch's first that fits
+//! before the end of the data) does not zero the word after each frame: inside a batch that
+//! word is the next staged frame's header, and [`Producer::flush`] zeroes the one after the
+//! last frame, before the first header's Release. So every word the consumer reaches through
+//! a published batch is still a header of this lap or zero, and a batch given up still leaves
+//! nothing the consumer reaches.
+//!
 //! A consumer may *take* frames ([`Consumer::take`]) instead of releasing them: it moves its
 //! own `head` past them but stores it once, in [`Consumer::flush_taken`]; until then the
 //! producer cannot reuse their bytes, so they stay valid for the caller to read. A wrap marker
@@ -63,7 +70,7 @@ use std::ptr::NonNull;
 use crossbeam_utils::CachePadded;
 
 use crate::error::{Error, Result};
-use crate::ring::layout::{align8, FRAME_HEADER};
+use crate::ring::layout::{align8, copy_bytes, FRAME_HEADER};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Tag of a header that starts a message.
@@ -499,6 +506,63 @@ impl Producer {
         self.commit(grant, len);
     }
 
+    /// Stages a copy of `msg` as the next frame of a batch in one step, where that is the
+    /// simple case: the batch already holds a frame or wrap marker (kept back in `first`, so
+    /// this header is stored Relaxed), the frame fits before the end of the data, and the
+    /// cached `head` already shows the room. Otherwise it does nothing and returns false, and
+    /// the caller takes the general path ([`try_reserve`](Self::try_reserve), copy,
+    /// [`stage`](Self::stage)), which handles the first frame, wraps, a full ring and every
+    /// error. Same frame, same checks as that path, fewer instructions: the bounds are
+    /// computed once, and the word after the frame is not zeroed here, because it is either
+    /// the next staged frame's header or the word that [`flush`](Self::flush) zeroes before it
+    /// publishes the batch (see the module docs, "Batches").
+    #[inline(always)]
+    pub fn stage_copy(&mut self, msg: &[u8]) -> bool {
+        self.stage_copies(std::slice::from_ref(&msg)) == 1
+    }
+
+    /// [`stage_copy`](Self::stage_copy) for the messages of `msgs` in order, as long as each
+    /// is the simple case; returns how many it staged (the caller takes the general path for
+    /// the next). The receiver's close is looked at once per call, as one `send_batch` is one
+    /// operation; the positions stay in locals for the loop.
+    #[inline(always)]
+    pub fn stage_copies(&mut self, msgs: &[&[u8]]) -> usize {
+        if self.first.is_none() || self.ring.ctrl().receiver_closed() {
+            return 0;
+        }
+        let ring = self.ring;
+        let cap = ring.cap;
+        let mut tail = self.tail;
+        // Where the room that the cached `head` shows ends (`tail` is never past it).
+        let end = self.cached_head.wrapping_add(cap);
+        let mut n = 0;
+        for msg in msgs {
+            // A slice is at most `isize::MAX` bytes, so none of the sums below overflows.
+            let len = msg.len() as u64;
+            let size = FRAME_HEADER + align8(len);
+            let off = tail & ring.mask();
+            // The frame within the data, and the frame plus the word after it within the
+            // room (the general path re-reads `head` when it is not). The room is at most
+            // `cap`, so this also bounds `len` by `max_message`.
+            if off + size > cap || end.wrapping_sub(tail) < size + FRAME_HEADER {
+                break;
+            }
+            let payload = off + FRAME_HEADER;
+            ring.touch_payload(payload, len, true);
+            // SAFETY: `payload .. payload + len` lies in the data (`off + size <= cap`) and in
+            // the room between our tail and the consumer's head, which the protocol gives to
+            // the producer alone until it publishes; `msg` is the caller's memory, no overlap.
+            unsafe { copy_bytes(msg.as_ptr(), ring.payload_at(payload), msg.len()) };
+            // Relaxed: a staged header after the first, reached only through the first
+            // header, stored Release in `flush`.
+            ring.store_header(off, (u64::from(FRAME_TAG) << 32) | len, Ordering::Relaxed);
+            tail = tail.wrapping_add(size);
+            n += 1;
+        }
+        self.tail = tail;
+        n
+    }
+
     /// Starts a batch: from now until [`flush`](Self::flush) or [`discard`](Self::discard),
     /// the wrap markers that reservations write are staged too.
     #[inline]
@@ -514,6 +578,11 @@ impl Producer {
         let Some((off, header)) = self.first.take() else {
             return false;
         };
+        // The word after the last staged frame: `stage_copy` leaves it to us (zeroing it again
+        // after a frame of the general path is harmless: it lies in the room that frame's
+        // reservation checked). Ordered before the first header by the Release below.
+        self.ring
+            .store_header(self.tail & self.ring.mask(), 0, Ordering::Relaxed);
         // Release: pairs with the Acquire load of the header in `Consumer::try_peek`: every
         // staged payload, zeroed word and later header is visible before the first frame is.
         self.ring.store_header(off, header, Ordering::Release);
@@ -736,6 +805,57 @@ impl Consumer {
         self.taken = true;
     }
 
+    /// Takes up to `max` ready frames in order, as that many [`try_peek`](Self::try_peek) +
+    /// [`take`](Self::take) would, handing each payload (pointer, length) to `f`; returns how
+    /// many, and the error that stopped it early (`Empty` when nothing more is ready, which
+    /// the next `try_peek` finds again). The loop keeps the positions in locals and handles
+    /// only plain frames itself, each validated as `try_peek` does (tag, length, within the
+    /// data); any other word (zero, a wrap marker, a bad header) goes to `try_peek`.
+    #[inline(always)]
+    pub fn take_ready(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(*const u8, usize),
+    ) -> (usize, Option<Error>) {
+        let ring = self.ring;
+        let cap = ring.cap;
+        let max_len = max_message(cap) as u64;
+        let mut head = self.head;
+        let mut n = 0;
+        while n < max {
+            let off = head & ring.mask();
+            // Acquire: pairs with the Release store of the header in `Producer::publish`, or
+            // of a batch's first header in `Producer::flush` (which orders the later ones).
+            let hdr = ring.load_header(off, Ordering::Acquire);
+            let len = hdr & 0xFFFF_FFFF;
+            let size = FRAME_HEADER + align8(len);
+            if (hdr >> 32) as u32 != FRAME_TAG || len > max_len || off + size > cap {
+                // The general path decides; with frames taken it must not store `head` (a
+                // wrap skip), hence `taken` first.
+                self.head = head;
+                self.taken |= n > 0;
+                match self.try_peek() {
+                    Ok(frame) => {
+                        f(self.payload(&frame), frame.len);
+                        self.take(frame);
+                        head = self.head;
+                        n += 1;
+                        continue;
+                    }
+                    Err(e) => return (n, Some(e)),
+                }
+            }
+            let payload = off + FRAME_HEADER;
+            ring.touch_payload(payload, len, false);
+            f(ring.payload_at(payload), len as usize);
+            head = head.wrapping_add(size);
+            n += 1;
+        }
+        self.head = head;
+        self.taken |= n > 0;
+        (n, None)
+    }
+
     /// Gives back every frame taken since the last flush, with one store of `head`. True if
     /// anything was given back (the caller wakes a producer waiting for room).
     #[inline]
@@ -835,6 +955,25 @@ mod tests {
     /// together, and a discarded batch leaves no trace.
     #[test]
     fn staged_batches_publish_at_flush_and_taken_frames_free_at_flush() {
+        staged_batches(false);
+    }
+
+    /// The same through the batch fast paths: `stage_copy` (falling back to reserve + stage
+    /// as `SendBatch::push` does) and `take_ready`, whose frames must be exactly those
+    /// `try_peek` + `take` find, wraps, discards and early stops included.
+    #[test]
+    fn fast_batch_paths_deliver_what_the_general_paths_do() {
+        staged_batches(true);
+    }
+
+    fn stage_fast(p: &mut Producer, msg: &[u8]) -> Result<()> {
+        if p.stage_copy(msg) {
+            return Ok(());
+        }
+        stage(p, msg)
+    }
+
+    fn staged_batches(fast: bool) {
         let mut r = HeapRing::new(256);
         let (mut p, mut c) = r.ends();
         let mut next = 0u32; // next message number sent
@@ -846,7 +985,12 @@ mod tests {
             let mut staged = 0;
             for _ in 0..n {
                 let msg = next.to_le_bytes().repeat((next % 5) as usize + 1);
-                match stage(&mut p, &msg) {
+                let staged_one = if fast {
+                    stage_fast(&mut p, &msg)
+                } else {
+                    stage(&mut p, &msg)
+                };
+                match staged_one {
                     Ok(()) => {
                         staged += 1;
                         next += 1;
@@ -867,6 +1011,30 @@ mod tests {
             assert!(staged == 0 || pending);
             assert_eq!(p.flush(), pending);
             let mut got = 0;
+            if fast {
+                // In steps of 1..=3, so that `max` stops some calls early.
+                loop {
+                    let step = (round % 3) as usize + 1;
+                    let mut bad = None;
+                    let (k, stop) = c.take_ready(step, |ptr, len| {
+                        // SAFETY: validated to lie in the data area, and ours until
+                        // `flush_taken`.
+                        let msg = unsafe { std::slice::from_raw_parts(ptr, len) };
+                        let expect = want.to_le_bytes().repeat((want % 5) as usize + 1);
+                        if msg != &expect[..] {
+                            bad = Some(want);
+                        }
+                        want += 1;
+                    });
+                    assert_eq!(bad, None, "round {round}");
+                    got += k as u32;
+                    match stop {
+                        None => assert_eq!(k, step),
+                        Some(Error::Empty) => break,
+                        Some(e) => panic!("{e}"),
+                    }
+                }
+            }
             loop {
                 match c.try_peek() {
                     Ok(f) => {
@@ -1096,6 +1264,24 @@ mod tests {
                     Ok(_) | Err(Error::Full) | Err(Error::Corrupted(_)) => {}
                     Err(e) => panic!("unexpected error {e}"),
                 }
+            }
+            if round % 2 == 1 {
+                // The batch read path: every frame it hands over lies in the data.
+                let base = r.data.as_ptr() as usize;
+                let (_, stop) = c.take_ready(8, |ptr, len| {
+                    let off = ptr as usize - base;
+                    assert!(
+                        off + len <= cap as usize,
+                        "frame out of bounds: {off} + {len}"
+                    );
+                });
+                match stop {
+                    None | Some(Error::Empty | Error::Disconnected) => {}
+                    Some(Error::Corrupted(_)) => corrupted += 1,
+                    Some(e) => panic!("unexpected error {e}"),
+                }
+                c.flush_taken();
+                continue;
             }
             for _ in 0..8 {
                 match c.try_peek() {

@@ -14,11 +14,10 @@
 
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
-use std::ptr::NonNull;
 use std::time::Duration;
 
 use super::flavor::{ConsumerEnd, Flavor, Grant as _, ProducerEnd};
-use super::half::{ConsumerFrame, ProducerGrant, Receiver, Sender};
+use super::half::{ProducerGrant, Receiver, Sender};
 use super::WRITABLE;
 use crate::error::{Error, Result};
 use crate::ring::layout::copy_bytes;
@@ -55,12 +54,20 @@ impl<R: Flavor> Sender<R> {
     /// (or earlier, where the ring fills up); progress reported as the trait says.
     pub(super) fn send_batch_until(&mut self, msgs: &[&[u8]], until: Until) -> Result<usize> {
         let mut batch = self.batch();
-        for (k, m) in msgs.iter().enumerate() {
+        let mut k = 0;
+        while k < msgs.len() {
+            // The ring's loop over as many as take its one-step path, then one by the
+            // general path (the first of the batch, a wrap, a full ring, an error).
+            let fast = batch.tx.end.stage_copies(&msgs[k..]);
+            batch.staged += fast;
+            k += fast;
+            let Some(m) = msgs.get(k) else { break };
             // `until` is absolute, so the whole batch shares one deadline.
-            if let Err(e) = batch.push_until(m, until) {
+            if let Err(e) = batch.push_general(m, until) {
                 batch.finish();
                 return if k == 0 { Err(e) } else { Ok(k) };
             }
+            k += 1;
         }
         batch.finish();
         Ok(msgs.len())
@@ -153,8 +160,20 @@ impl<'a, R: Flavor> SendBatch<'a, R> {
         n
     }
 
-    #[inline]
+    #[inline(always)]
     fn push_until(&mut self, msg: &[u8], until: Until) -> Result<()> {
+        // The ring's one-step path for the common case (SPSC: a frame after the batch's first,
+        // with room known free); everything else below.
+        if self.tx.end.stage_copy(msg) {
+            self.staged += 1;
+            return Ok(());
+        }
+        self.push_general(msg, until)
+    }
+
+    /// Reserve, copy, stage: the first message of a batch, a wrap, a full ring, any error.
+    #[inline]
+    fn push_general(&mut self, msg: &[u8], until: Until) -> Result<()> {
         let grant = self.grant(msg.len(), until)?;
         let end = &mut self.tx.end;
         // SAFETY: the grant covers `msg.len()` bytes of the body that the ring's protocol gives
@@ -264,7 +283,7 @@ impl<R: Flavor> DerefMut for BatchSlot<'_, '_, R> {
 
 /// The messages of a [`RecvBatch`]: pointers into the segment the same receiver maps.
 #[derive(Debug, Default)]
-pub(crate) struct Spans(Vec<(NonNull<u8>, usize)>);
+pub(crate) struct Spans(Vec<(*const u8, usize)>);
 
 // SAFETY: the pointers lead into the mapping of the receiver that holds this value, and are
 // only dereferenced through a `RecvBatch`, which borrows that receiver.
@@ -315,11 +334,26 @@ impl<R: Flavor> Receiver<R> {
         until: Until,
     ) -> Result<usize> {
         batch.clear();
-        let got = self.batch_until(max, until)?;
-        for m in got.iter() {
-            batch.push(m);
+        if max == 0 {
+            return Ok(0);
         }
-        Ok(got.len())
+        // Copied straight from the ring into `batch` as the frames are taken (no list of
+        // spans in between), then given back with one release, as a `RecvBatch` drop does.
+        let first = self.peek_until(until)?;
+        // SAFETY: the ring validated that the frame's `len` bytes lie in the body; they stay
+        // ours (taken, not given back) until `release_taken` below.
+        unsafe { batch.push_raw(self.end.payload(&first), super::flavor::Frame::len(&first)) };
+        self.end.take(first);
+        let (more, stop) = self.end.take_ready(max - 1, |ptr, len| {
+            // SAFETY: as for the first: validated, and ours until `release_taken`.
+            unsafe { batch.push_raw(ptr, len) }
+        });
+        if let Some(e) = stop {
+            // As in `batch_until`: the next call finds (or the ring keeps) what stopped it.
+            self.end.defer(e);
+        }
+        self.release_taken();
+        Ok(1 + more)
     }
 
     #[inline]
@@ -327,32 +361,75 @@ impl<R: Flavor> Receiver<R> {
         self.spans.0.clear();
         if max > 0 {
             let first = self.peek_until(until)?;
-            self.take(first);
-            while self.spans.0.len() < max {
-                match self.end.try_peek() {
-                    Ok(frame) => self.take(frame),
-                    // Whatever stops the batch (nothing more, a close, a bad frame) is seen
-                    // again, and reported, by the next call (the ring keeps what it would not
-                    // find again: `defer`).
-                    Err(e) => {
-                        self.end.defer(e);
-                        break;
-                    }
-                }
+            self.span(self.end.payload(&first), super::flavor::Frame::len(&first));
+            self.end.take(first);
+            let Receiver { end, spans, .. } = &mut *self;
+            let stop = spans.take_from(end, max - 1);
+            if let Some(e) = stop {
+                // Whatever stops the batch (nothing more, a close, a bad frame) is seen again,
+                // and reported, by the next call (the ring keeps what it would not find again:
+                // `defer`).
+                self.end.defer(e);
             }
         }
         Ok(RecvBatch { rx: self })
     }
 
+    #[inline(always)]
+    fn span(&mut self, ptr: *const u8, len: usize) {
+        self.spans.push(ptr, len);
+    }
+
+    /// Gives the taken messages back with one release, waking a sender waiting for room.
     #[inline]
-    fn take(&mut self, frame: ConsumerFrame<R>) {
-        let len = super::flavor::Frame::len(&frame);
-        let ptr =
-            NonNull::new(self.end.payload(&frame).cast_mut()).expect("payload in the mapping");
-        self.spans.0.push((ptr, len));
-        self.end.take(frame);
+    fn release_taken(&mut self) {
+        if self.end.flush_taken() && self.end.producer_may_wait() {
+            self.link.notify_one(WRITABLE);
+        }
     }
 }
+
+impl Spans {
+    #[inline(always)]
+    fn push(&mut self, ptr: *const u8, len: usize) {
+        self.0.push((ptr, len));
+    }
+
+    /// Takes up to `max` more ready messages from `end` and records them; returns the error
+    /// that stopped it early, if any. Room for a chunk of spans is reserved first and each
+    /// span written straight into it (no length check and store per message).
+    #[inline(always)]
+    fn take_from<C: ConsumerEnd>(&mut self, end: &mut C, max: usize) -> Option<Error> {
+        let mut left = max;
+        while left > 0 {
+            let chunk = left.min(SPAN_CHUNK);
+            self.0.reserve(chunk);
+            let base = self.0.len();
+            let dst = self.0.as_mut_ptr();
+            let mut i = 0;
+            let (got, stop) = end.take_ready(chunk, |ptr, len| {
+                // `take_ready` hands over at most `chunk` messages; the test keeps the writes
+                // in the reserved room whatever it does.
+                if i < chunk {
+                    // SAFETY: `base + i < base + chunk`, within the capacity just reserved.
+                    unsafe { dst.add(base + i).write((ptr, len)) };
+                    i += 1;
+                }
+            });
+            debug_assert_eq!(got, i);
+            // SAFETY: the first `i` entries after `base` were written above.
+            unsafe { self.0.set_len(base + i) };
+            if stop.is_some() {
+                return stop;
+            }
+            left -= got;
+        }
+        None
+    }
+}
+
+/// Spans reserved at a time by `Spans::take_from` (a batch of `usize::MAX` reserves no more).
+const SPAN_CHUNK: usize = 256;
 
 /// Messages borrowed from the segment by [`Receiver::recv_batch`]; their room goes back to the
 /// senders when it drops. As with [`RecvGuard`](super::RecvGuard), the bytes are only as
@@ -379,12 +456,16 @@ impl<R: Flavor> RecvBatch<'_, R> {
         // SAFETY: the ring validated that the message's `len` bytes lie in the body, and they
         // stay ours (taken, not given back) until this batch drops; `&self` ties the slice to
         // the batch.
-        Some(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) })
+        Some(unsafe { std::slice::from_raw_parts(ptr, len) })
     }
 
     /// The messages, in order.
+    #[inline]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        (0..self.len()).map(|i| self.get(i).expect("index below len"))
+        self.rx.spans.0.iter().map(|&(ptr, len)| {
+            // SAFETY: as in `get`.
+            unsafe { std::slice::from_raw_parts(ptr, len) }
+        })
     }
 }
 
@@ -398,8 +479,6 @@ impl<R: Flavor> std::ops::Index<usize> for RecvBatch<'_, R> {
 impl<R: Flavor> Drop for RecvBatch<'_, R> {
     fn drop(&mut self) {
         self.rx.spans.0.clear();
-        if self.rx.end.flush_taken() && self.rx.end.producer_may_wait() {
-            self.rx.link.notify_one(WRITABLE);
-        }
+        self.rx.release_taken();
     }
 }

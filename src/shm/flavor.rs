@@ -191,6 +191,21 @@ pub trait ProducerEnd: End {
     fn discard(&mut self);
     /// A hint: is there room for another producer now?
     fn room(&self) -> bool;
+    /// Stages a copy of `msg` in one step where the ring has a fast path for it (SPSC: a
+    /// frame after the batch's first that fits in the room known free); false, having done
+    /// nothing, otherwise: then the caller reserves, copies and [`stage`](Self::stage)s.
+    #[inline(always)]
+    fn stage_copy(&mut self, msg: &[u8]) -> bool {
+        let _ = msg;
+        false
+    }
+    /// [`stage_copy`](Self::stage_copy) for `msgs` in order while each is that case;
+    /// returns how many it staged (0 where the ring has no such path).
+    #[inline(always)]
+    fn stage_copies(&mut self, msgs: &[&[u8]]) -> usize {
+        let _ = msgs;
+        0
+    }
 }
 
 /// The consuming end of a ring.
@@ -224,6 +239,28 @@ pub trait ConsumerEnd: End {
     fn defer(&mut self, e: crate::error::Error) {
         let _ = e;
     }
+    /// Takes up to `max` more ready messages as [`take`](Self::take) does, handing each one's
+    /// payload (validated: `len` bytes in the body, valid until
+    /// [`flush_taken`](Self::flush_taken)) to `f`; returns how many, and the error that
+    /// stopped it early (`Empty` when nothing more is ready), which the next `try_peek` finds
+    /// again (or [`defer`](Self::defer) keeps).
+    #[inline(always)]
+    fn take_ready(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(*const u8, usize),
+    ) -> (usize, Option<crate::error::Error>) {
+        for n in 0..max {
+            match self.try_peek() {
+                Ok(frame) => {
+                    f(self.payload(&frame), frame.len());
+                    self.take(frame);
+                }
+                Err(e) => return (n, Some(e)),
+            }
+        }
+        (max, None)
+    }
     /// False if no producer can be waiting for room this consumer frees (broadcast in
     /// `Overwrite` mode): a release then skips the wake's fence.
     fn producer_may_wait(&self) -> bool {
@@ -235,7 +272,13 @@ pub trait ConsumerEnd: End {
 /// types by forwarding to their inherent methods of the same names, so each flavor file states
 /// only what differs: its wake rules. (`End` differs in substance, so each flavor writes it.)
 macro_rules! forward_ends {
-    ($ring:ident, wake_on_full_or_empty = $wake:expr, pass_on = $pass:expr) => {
+    (
+        $ring:ident,
+        wake_on_full_or_empty = $wake:expr,
+        pass_on = $pass:expr
+        $(, producer_extra = { $($producer_extra:tt)* })?
+        $(, consumer_extra = { $($consumer_extra:tt)* })?
+    ) => {
         impl $crate::shm::flavor::Grant for $ring::Grant {
             #[inline]
             fn capacity(&self) -> usize {
@@ -287,6 +330,7 @@ macro_rules! forward_ends {
             fn room(&self) -> bool {
                 $ring::Producer::room(self)
             }
+            $($($producer_extra)*)?
         }
 
         impl $crate::shm::flavor::ConsumerEnd for $ring::Consumer {
@@ -320,6 +364,7 @@ macro_rules! forward_ends {
             fn freed_skips(&mut self) -> bool {
                 $ring::Consumer::freed_skips(self)
             }
+            $($($consumer_extra)*)?
         }
     };
 }

@@ -157,7 +157,31 @@ macro_rules! no_recovery {
     };
 }
 
-flavor::forward_ends!(ring, wake_on_full_or_empty = true, pass_on = false);
+flavor::forward_ends!(
+    ring,
+    wake_on_full_or_empty = true,
+    pass_on = false,
+    producer_extra = {
+        #[inline(always)]
+        fn stage_copy(&mut self, msg: &[u8]) -> bool {
+            ring::Producer::stage_copy(self, msg)
+        }
+        #[inline(always)]
+        fn stage_copies(&mut self, msgs: &[&[u8]]) -> usize {
+            ring::Producer::stage_copies(self, msgs)
+        }
+    },
+    consumer_extra = {
+        #[inline(always)]
+        fn take_ready(
+            &mut self,
+            max: usize,
+            f: impl FnMut(*const u8, usize),
+        ) -> (usize, Option<crate::error::Error>) {
+            ring::Consumer::take_ready(self, max, f)
+        }
+    }
+);
 
 impl flavor::End for Producer {
     no_recovery!();
