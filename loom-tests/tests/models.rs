@@ -516,6 +516,53 @@ fn broadcast_block_dead_reader_is_detached() {
     });
 }
 
+/// `Block`, two slots, history 1, waiting with `Wait::Spin`: a reader joins (attaches and
+/// activates its place, in its own thread) while the writer sends four messages. Before the
+/// joiner is active the writer counts nobody, so its minimum follows its own position (less the
+/// history) and it overwrites slots freely; the join handshake (ring/broadcast.rs, "Joining":
+/// the joiner raises `joins`, then starts no lower than the writer's published `writer_min`;
+/// the writer re-reads `joins` after publishing it and scans again if it changed) must keep the
+/// joiner from starting at a position the writer may already be overwriting. The joiner gets a
+/// gap-free run of whole messages ending with the last one (a slot overwritten under it is
+/// `Corrupted` in `Block` mode, a concurrent rewrite a causality violation on the slot's payload
+/// cell), then `Disconnected`.
+#[test]
+fn broadcast_spin_reader_joins_while_block_writer_runs() {
+    model(2, || {
+        let cfg = Config::default()
+            .capacity(2)
+            .slot_size(16)
+            .history(1)
+            .overflow(Overflow::Block)
+            .wait(Wait::Spin);
+        let heap = Heap::<Broadcast>::new(cfg).unwrap();
+        let mut tx = heap.sender().unwrap();
+        let w = thread::spawn(move || {
+            for i in 1..=4u8 {
+                tx.send(&[i; 16]).unwrap();
+            }
+        });
+        let mut rx = heap.receiver().unwrap();
+        let mut last = None::<u8>;
+        loop {
+            match recv(&mut rx) {
+                Ok(m) => {
+                    let i = m[0];
+                    assert_eq!(m, [i; 16], "a whole message");
+                    if let Some(prev) = last {
+                        assert_eq!(i, prev + 1, "gap-free after the join");
+                    }
+                    last = Some(i);
+                }
+                Err(Error::Disconnected) => break,
+                Err(e) => panic!("joiner: {e}"),
+            }
+        }
+        assert_eq!(last, Some(4), "the joiner sees the newest message");
+        w.join().unwrap();
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // MPMC
 

@@ -14,10 +14,13 @@
 //! `try_recv`, the zero-copy guard), `spsc-batch` (64-message `batch().push` + `recv_batch`),
 //! `spsc-dyn` (through `channel::Sender` / `channel::Receiver`, as `shm-bench` does),
 //! `spsc-dyn-batch` (64-message `send_batch` + `recv_batch` into a `channel::Batch`, as
-//! `shm-bench throughput --batch 64` does), `mpmc-single`, `mpmc-batch`.
+//! `shm-bench throughput --batch 64` does), `mpmc-single`, `mpmc-batch`, `bcast-guard`
+//! (broadcast `try_send` + `try_recv`, one reader, `Overflow::Block`, as `shm-bench fanout`
+//! drives it), `bcast-overwrite` (the same in `Overflow::Overwrite`: the validated copy).
 
 use std::hint::black_box;
 
+use shmring::broadcast::{self, Overflow};
 use shmring::{mpmc, spsc, Config, Wait};
 
 const SIZE: usize = 64;
@@ -110,6 +113,21 @@ fn main() {
                 }
             }
         }
+        "bcast-guard" | "bcast-overwrite" => {
+            let policy = if mode == "bcast-guard" {
+                Overflow::Block
+            } else {
+                Overflow::Overwrite
+            };
+            let cfg = spin
+                .capacity(1024)
+                .slot_size(SIZE as u64)
+                .max_receivers(1)
+                .overflow(policy);
+            let mut tx = broadcast::Sender::create(&name, cfg).expect("create");
+            let mut rx = broadcast::Receiver::open(&name).expect("open");
+            bcast_guard(&mut tx, &mut rx, &msg, n);
+        }
         other => panic!("unknown mode {other:?}"),
     }
 }
@@ -127,5 +145,19 @@ fn spsc_single(
         tx.send(black_box(msg)).unwrap();
         rx.recv_into(buf).unwrap();
         black_box(&buf);
+    }
+}
+
+/// Its own function, as `spsc_single`.
+#[inline(never)]
+fn bcast_guard(
+    tx: &mut broadcast::Sender,
+    rx: &mut broadcast::Receiver,
+    msg: &[u8; SIZE],
+    n: usize,
+) {
+    for _ in 0..n {
+        tx.try_send(black_box(msg)).unwrap();
+        black_box(rx.try_recv().unwrap()[SIZE - 1]);
     }
 }

@@ -90,7 +90,7 @@
 //! | `Consumer::release` / `flush_taken`: cursor | Release | writer's cursor load in `Producer::rescan` (SeqCst) |
 //! | `Consumer::claim`: stamp | Acquire | `Producer::commit` / `flush` |
 //! | `Consumer::copy_validated`: `fence(Acquire)` then stamp reload | Acquire fence | `Producer::try_reserve`'s Release fence |
-//! | rescan / join handshake (`joins`, `writer_min`, `hi`, place state and cursor) | SeqCst | each other (see "Joining") |
+//! | rescan / join handshake (`joins`, `writer_min`, `hi`, place state and cursor) | SeqCst | each other (see "Joining"; loom model `broadcast_spin_reader_joins_while_block_writer_runs`) |
 //! | `leave_sender` | Release | `senders_gone` (Acquire) |
 //! | detach / close: place state CAS | AcqRel | the writer's scan, the newcomer's CAS |
 //!
@@ -300,7 +300,27 @@ impl BroadcastControl {
             .policy
             .store(policy.to_raw(), Ordering::Relaxed);
         ctrl.settings.history.store(history, Ordering::Relaxed);
+        #[cfg(shmring_loom)]
+        ctrl.loom_seqcst_zeroes();
         ctrl
+    }
+
+    /// Under loom: stores the initial zero of every word the join handshake reaches with
+    /// SeqCst accesses again, with an SeqCst store. loom lets an SeqCst load return a
+    /// location's initial value even after a later SeqCst store to it (its initial store is
+    /// not SeqCst), where C++ orders initialisation before every later access and so forbids
+    /// it; without this, a model of a join finds "store buffering" outcomes of the handshake
+    /// (module docs, "Joining") that SeqCst rules out, a false alarm. The stores are made
+    /// before any model thread starts.
+    #[cfg(shmring_loom)]
+    fn loom_seqcst_zeroes(&self) {
+        let words = [&*self.writer_min, &*self.joins];
+        let places = self.places.iter().flat_map(|p| [&p.cursor, &p.state]);
+        for w in words.into_iter().chain(places) {
+            w.store(0, Ordering::SeqCst);
+        }
+        self.peers.hi.store(0, Ordering::SeqCst);
+        self.peers.receivers.store(0, Ordering::SeqCst);
     }
 
     /// A control block whose writer has already written `tail` messages (fuzzing, tests).
