@@ -1038,6 +1038,51 @@ fn wait_no_lost_wakeup() {
     });
 }
 
+/// One notifier, two events, one fence: it publishes a flag for each of two sleepers (one per
+/// event) and wakes both with `notify_one_and_one_if` (what an MPMC `send` does for the
+/// receivers' event and the pass-on to the senders' event). Neither sleeper may be missed: the
+/// shared fence must order both publications before both `waiters` loads.
+#[test]
+fn wait_one_fence_for_two_events_loses_no_wakeup() {
+    model(2, || {
+        let ev = Arc::new((
+            Event::new(),
+            Event::new(),
+            AtomicU32::new(0),
+            AtomicU32::new(0),
+        ));
+        let ev2 = ev.clone();
+        let t = thread::spawn(move || {
+            wait_for(W, &ev2.1, || {
+                // Acquire: pairs with the Release store of the notifier.
+                if ev2.3.load(Ordering::Acquire) == 1 {
+                    Ok(())
+                } else {
+                    Err(Error::Empty)
+                }
+            })
+            .unwrap();
+        });
+        let ev3 = ev.clone();
+        let n = thread::spawn(move || {
+            // Release: pair with the Acquire loads in the sleepers' attempts.
+            ev3.2.store(1, Ordering::Release);
+            ev3.3.store(1, Ordering::Release);
+            let _ = ev3.0.notify_one_and_one_if(W, &ev3.1, W, || true);
+        });
+        wait_for(W, &ev.0, || {
+            if ev.2.load(Ordering::Acquire) == 1 {
+                Ok(())
+            } else {
+                Err(Error::Empty)
+            }
+        })
+        .unwrap();
+        t.join().unwrap();
+        n.join().unwrap();
+    });
+}
+
 /// A poller (an event loop's doorbell) announces itself and re-checks; a notifier publishes
 /// and notifies. Either the poller's re-check sees the change, or the mask the notifier returns
 /// (the doorbells it rings) holds the poller's bit: never neither, the lost wakeup of an event
