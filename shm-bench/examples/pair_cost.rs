@@ -13,7 +13,8 @@
 //! Modes: `spsc-single` (`send` + `recv_into`, inherent API), `spsc-guard` (`try_send` +
 //! `try_recv`, the zero-copy guard), `spsc-batch` (64-message `batch().push` + `recv_batch`),
 //! `spsc-dyn` (through `channel::Sender` / `channel::Receiver`, as `shm-bench` does),
-//! `mpmc-single`, `mpmc-batch`.
+//! `mpmc-single`, `mpmc-batch`, and through the traits with futex waiting (the wake
+//! bookkeeping; nobody sleeps) `spsc-futex`, `mpmc-futex`.
 
 use std::hint::black_box;
 
@@ -62,6 +63,23 @@ fn main() {
         }
         "spsc-dyn" => {
             let url = format!("shm://{name}?ring=spsc&capacity=64KiB&wait=spin");
+            let mut rx = shmring::listen(&url).expect("listen");
+            let mut tx = shmring::connect(&url).expect("connect");
+            for _ in 0..n {
+                tx.send(black_box(&msg)).unwrap();
+                rx.recv_into(&mut buf).unwrap();
+                black_box(&buf);
+            }
+        }
+        "mpmc-futex" | "spsc-futex" => {
+            // Futex waiting: the wake bookkeeping (fences, `waiters` loads, MPMC pass-on) that
+            // spin skips; nobody sleeps here, so no system call.
+            let ring = if mode == "mpmc-futex" {
+                "mpmc&capacity=1024&slot=64"
+            } else {
+                "spsc&capacity=64KiB"
+            };
+            let url = format!("shm://{name}?ring={ring}&wait=futex");
             let mut rx = shmring::listen(&url).expect("listen");
             let mut tx = shmring::connect(&url).expect("connect");
             for _ in 0..n {

@@ -889,17 +889,32 @@ impl<R: Flavor> Sender<R> {
     /// ```
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.send_until(msg, Until::Forever)
+        if <R::Producer as ProducerEnd>::PASS_ON && !<R::Producer as ProducerEnd>::WAKE_ALL {
+            return self.send_passing_on(msg, Until::Forever);
+        }
+        let grant = self.reserve_until(msg.len(), Until::Forever)?;
+        self.write_commit(grant, msg);
+        Ok(())
     }
 
     /// Sends a copy of `msg`, or fails at once with [`Error::Full`].
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        self.send_until(msg, Until::Now)
+        if <R::Producer as ProducerEnd>::PASS_ON && !<R::Producer as ProducerEnd>::WAKE_ALL {
+            return self.send_passing_on(msg, Until::Now);
+        }
+        let grant = self.reserve_until(msg.len(), Until::Now)?;
+        self.write_commit(grant, msg);
+        Ok(())
     }
 
     /// Sends a copy of `msg`, waiting at most `timeout` ([`Error::Timeout`]).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.send_until(msg, Until::after(timeout))
+        if <R::Producer as ProducerEnd>::PASS_ON && !<R::Producer as ProducerEnd>::WAKE_ALL {
+            return self.send_passing_on(msg, Until::after(timeout));
+        }
+        let grant = self.reserve_until(msg.len(), Until::after(timeout))?;
+        self.write_commit(grant, msg);
+        Ok(())
     }
 
     /// Sends a plain-old-data value as its bytes.
@@ -933,30 +948,30 @@ impl<R: Flavor> Sender<R> {
         self.send_timeout(bytemuck::bytes_of(value), timeout)
     }
 
-    /// `send` and its forms. Where this half passes wakes on (MPMC), the fast path claims,
+    /// `send` and its forms for a ring whose producers pass wakes on (MPMC; the other rings
+    /// keep the plain `reserve_until` + `write_commit`). Where this half does, the fast path claims,
     /// copies and commits first, then wakes a receiver and passes a wake on to another sender
     /// under one fence (`Link::notify_one_and_pass_on`), where `reserve_until` + `commit` pay
     /// a fence each: the copy is short, so the pass-on comes a few nanoseconds later.
     #[inline(always)]
-    fn send_until(&mut self, msg: &[u8], until: Until) -> Result<()> {
-        let grant = if self.link.pass_on && !<R::Producer as ProducerEnd>::WAKE_ALL {
-            match self.end.try_reserve(msg.len()) {
-                Ok(grant) => {
-                    debug_assert!(msg.len() <= grant.capacity());
-                    // SAFETY: as in `write_commit`.
-                    unsafe { copy_bytes(msg.as_ptr(), self.end.payload(&grant), msg.len()) };
-                    self.end.commit(grant, msg.len());
-                    let end = &self.end;
-                    self.link
-                        .notify_one_and_pass_on(READABLE, WRITABLE, || end.room());
-                    return Ok(());
-                }
-                // The slow path finds the error again, as in `reserve_until`.
-                Err(_) => self.reserve_blocking(msg.len(), until)?,
+    fn send_passing_on(&mut self, msg: &[u8], until: Until) -> Result<()> {
+        if self.link.pass_on {
+            if let Ok(grant) = self.end.try_reserve(msg.len()) {
+                debug_assert!(msg.len() <= grant.capacity());
+                // SAFETY: as in `write_commit`.
+                unsafe { copy_bytes(msg.as_ptr(), self.end.payload(&grant), msg.len()) };
+                self.end.commit(grant, msg.len());
+                let end = &self.end;
+                self.link
+                    .notify_one_and_pass_on(READABLE, WRITABLE, || end.room());
+                return Ok(());
             }
-        } else {
-            self.reserve_until(msg.len(), until)?
-        };
+            // The slow path finds the error again, as in `reserve_until`.
+            let grant = self.reserve_blocking(msg.len(), until)?;
+            self.write_commit(grant, msg);
+            return Ok(());
+        }
+        let grant = self.reserve_until(msg.len(), until)?;
         self.write_commit(grant, msg);
         Ok(())
     }
@@ -988,7 +1003,7 @@ impl<R: Flavor> Sender<R> {
     #[inline(always)]
     pub(super) fn reserve_until(&mut self, len: usize, until: Until) -> Result<ProducerGrant<R>> {
         if let Ok(grant) = self.end.try_reserve(len) {
-            if self.link.pass_on {
+            if <R::Producer as ProducerEnd>::PASS_ON && self.link.pass_on {
                 // Pass a wake on if more room is free too (`mpmc` docs, "Waking").
                 let end = &self.end;
                 self.link.notify_one_if(WRITABLE, || end.room());
@@ -1018,7 +1033,9 @@ impl<R: Flavor> Sender<R> {
                             link.notify_one(READABLE)
                         }
                         // Pass a wake on if more room is free too (`mpmc` docs, "Waking").
-                        Ok(_) if link.pass_on => link.notify_one_if(WRITABLE, || end.room()),
+                        Ok(_) if <R::Producer as ProducerEnd>::PASS_ON && link.pass_on => {
+                            link.notify_one_if(WRITABLE, || end.room())
+                        }
                         _ => {}
                     }
                 }
@@ -1224,17 +1241,29 @@ impl<R: Flavor> Receiver<R> {
     /// ```
     #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_into_until(buf, Until::Forever)
+        if <R::Consumer as ConsumerEnd>::PASS_ON {
+            return self.recv_into_passing_on(buf, Until::Forever);
+        }
+        let frame = self.peek_until(Until::Forever)?;
+        Ok(self.copy_out(frame, buf))
     }
 
     /// Copies the next message into `buf`, or fails at once with [`Error::Empty`].
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_into_until(buf, Until::Now)
+        if <R::Consumer as ConsumerEnd>::PASS_ON {
+            return self.recv_into_passing_on(buf, Until::Now);
+        }
+        let frame = self.peek_until(Until::Now)?;
+        Ok(self.copy_out(frame, buf))
     }
 
     /// Copies the next message into `buf`, waiting at most `timeout`.
     pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
-        self.recv_into_until(buf, Until::after(timeout))
+        if <R::Consumer as ConsumerEnd>::PASS_ON {
+            return self.recv_into_passing_on(buf, Until::after(timeout));
+        }
+        let frame = self.peek_until(Until::after(timeout))?;
+        Ok(self.copy_out(frame, buf))
     }
 
     /// Receives a plain-old-data value. A message whose length is not `size_of::<T>()` is
@@ -1269,15 +1298,18 @@ impl<R: Flavor> Receiver<R> {
         Ok(bytemuck::pod_read_unaligned(&guard))
     }
 
-    /// `recv_into` and its forms. Where this half passes wakes on (MPMC), the fast path claims,
+    /// `recv_into` and its forms for a ring whose consumers pass wakes on (MPMC). Where this
+    /// half does (`Link::pass_on`), the fast path claims,
     /// copies and frees first, then wakes a sender and passes a wake on to another receiver
     /// under one fence, as `Sender::send_until` does.
     #[inline(always)]
-    fn recv_into_until(&mut self, buf: &mut Vec<u8>, until: Until) -> Result<usize> {
-        let frame = if self.link.pass_on && self.end.producer_may_wait() {
+    fn recv_into_passing_on(&mut self, buf: &mut Vec<u8>, until: Until) -> Result<usize> {
+        if self.link.pass_on && self.end.producer_may_wait() {
             match self.end.try_peek() {
                 Ok(frame) => {
-                    let len = self.copy(&frame, buf);
+                    // SAFETY: the ring validated that the frame's bytes lie in the body, and
+                    // they stay ours until the release below.
+                    let len = unsafe { copy_into(self.end.payload(&frame), frame.len(), buf) };
                     self.end.release(frame);
                     let end = &self.end;
                     self.link
@@ -1285,27 +1317,17 @@ impl<R: Flavor> Receiver<R> {
                     return Ok(len);
                 }
                 // As in `peek_until`.
-                Err(e) => {
-                    self.end.defer(e);
-                    self.peek_blocking(until)?
-                }
+                Err(e) => self.end.defer(e),
             }
-        } else {
-            self.peek_until(until)?
-        };
+            let frame = self.peek_blocking(until)?;
+            return Ok(self.copy_out(frame, buf));
+        }
+        let frame = self.peek_until(until)?;
         Ok(self.copy_out(frame, buf))
     }
 
     #[inline(always)]
     fn copy_out(&mut self, frame: ConsumerFrame<R>, buf: &mut Vec<u8>) -> usize {
-        let len = self.copy(&frame, buf);
-        self.release(frame);
-        len
-    }
-
-    /// Copies the message of `frame` into `buf` (cleared first); returns its length.
-    #[inline(always)]
-    fn copy(&self, frame: &ConsumerFrame<R>, buf: &mut Vec<u8>) -> usize {
         let len = frame.len();
         buf.clear();
         buf.reserve(len);
@@ -1313,9 +1335,10 @@ impl<R: Flavor> Receiver<R> {
         // protocol keeps them unchanged by honest producers until we release the frame; `buf`
         // has room for `len` bytes (reserved above) and is our own memory, so no overlap.
         unsafe {
-            copy_bytes(self.end.payload(frame), buf.as_mut_ptr(), len);
+            copy_bytes(self.end.payload(&frame), buf.as_mut_ptr(), len);
             buf.set_len(len);
         }
+        self.release(frame);
         len
     }
 
@@ -1332,7 +1355,7 @@ impl<R: Flavor> Receiver<R> {
     pub(super) fn peek_until(&mut self, until: Until) -> Result<ConsumerFrame<R>> {
         match self.end.try_peek() {
             Ok(frame) => {
-                if self.link.pass_on {
+                if <R::Consumer as ConsumerEnd>::PASS_ON && self.link.pass_on {
                     // Pass a wake on if the next message is ready too.
                     let end = &self.end;
                     self.link.notify_one_if(READABLE, || end.more());
@@ -1368,7 +1391,9 @@ impl<R: Flavor> Receiver<R> {
                             link.notify_one(WRITABLE)
                         }
                         // Pass a wake on if the next message is ready too.
-                        Ok(_) if link.pass_on => link.notify_one_if(READABLE, || end.more()),
+                        Ok(_) if <R::Consumer as ConsumerEnd>::PASS_ON && link.pass_on => {
+                            link.notify_one_if(READABLE, || end.more())
+                        }
                         _ => {}
                     }
                 }
@@ -1514,4 +1539,22 @@ impl<R: Flavor> crate::channel::Receiver for Receiver<R> {
     ) -> Result<usize> {
         self.recv_batch_copy(batch, max, Until::after(timeout))
     }
+}
+
+/// Copies the `len` message bytes at `src` into `buf`, cleared first; returns `len`.
+///
+/// # Safety
+/// `src` is valid for reads of `len` bytes (a frame's payload, validated by the ring and not
+/// yet released).
+#[inline(always)]
+unsafe fn copy_into(src: *const u8, len: usize, buf: &mut Vec<u8>) -> usize {
+    buf.clear();
+    buf.reserve(len);
+    // SAFETY: `src` holds `len` readable bytes (this function's contract); `buf` has room for
+    // `len` bytes (reserved above) and is our own memory, so no overlap.
+    unsafe {
+        copy_bytes(src, buf.as_mut_ptr(), len);
+        buf.set_len(len);
+    }
+    len
 }
