@@ -266,6 +266,37 @@ fn mpmc_producer_killed_mid_batch_is_recovered() {
     });
 }
 
+/// An MPMC producer killed while it publishes a batch, which goes last claim first: the
+/// second staged slot is inside `publish` (length stored, stamp not, named only by the intent),
+/// the first still carries its mark. The consumer stuck at the first frees it on its mark, the
+/// second on the intent, and gets the live producer's message, which waited for room behind
+/// them (a ring of two slots); nothing of the dead batch arrives.
+#[test]
+fn mpmc_producer_killed_mid_flush_is_recovered() {
+    model(1, || {
+        let heap = mpmc();
+        let mut doomed = heap.sender().unwrap();
+        let mut live = heap.sender().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        halt_sender(&mut doomed, Halt::InPublish);
+        let mut batch = doomed.batch();
+        batch.push(&[8]).unwrap();
+        batch.push(&[9]).unwrap();
+        batch.finish(); // stops inside the first publish: the second claim's
+        kill(doomed);
+        let t = thread::spawn(move || {
+            live.send(&[3]).unwrap();
+            live
+        });
+        assert_eq!(recv_recovering(&mut rx).unwrap(), [3]);
+        assert!(matches!(
+            rx.try_recv_into(&mut Vec::new()),
+            Err(Error::Empty)
+        ));
+        drop(t.join().unwrap());
+    });
+}
+
 /// The sender sleeps on a full ring; the receiver drops: the sender gets `Disconnected`.
 #[test]
 fn spsc_receiver_closes_while_sender_waits() {

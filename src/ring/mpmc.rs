@@ -1193,6 +1193,9 @@ impl Producer {
             // (between the two stores of `publish`), as for a single commit.
             self.intend(pos);
             self.publish(pos, if skip { SKIP } else { len });
+            if self.stopped() {
+                break; // "killed" inside `publish` (loom): the rest of the batch stays marked
+            }
         }
         let any = !staged.is_empty();
         staged.clear();
@@ -1205,6 +1208,7 @@ impl Producer {
         // We own the slot (stamp protocol) until the Release store below, which orders this.
         self.ring.len_word(pos).store(len, Ordering::Relaxed);
         if self.halted(halt!(InPublish)) {
+            self.stop();
             return;
         }
         // Release: pairs with the Acquire load of the stamp in `Consumer::try_peek`: length and
