@@ -949,10 +949,11 @@ impl<R: Flavor> Sender<R> {
     }
 
     /// `send` and its forms for a ring whose producers pass wakes on (MPMC; the other rings
-    /// keep the plain `reserve_until` + `write_commit`). Where this half does, the fast path claims,
-    /// copies and commits first, then wakes a receiver and passes a wake on to another sender
-    /// under one fence (`Link::notify_one_and_pass_on`), where `reserve_until` + `commit` pay
-    /// a fence each: the copy is short, so the pass-on comes a few nanoseconds later.
+    /// keep the plain `reserve_until` + `write_commit`). Where this half does, the fast path
+    /// claims, copies and commits first, then wakes a receiver and passes a wake on to another
+    /// sender under one fence (`Link::notify_one_and_pass_on`), where `reserve_until` +
+    /// `commit` pay a fence each: the copy is short, so the pass-on comes a few nanoseconds
+    /// later.
     #[inline(always)]
     fn send_passing_on(&mut self, msg: &[u8], until: Until) -> Result<()> {
         if self.link.pass_on {
@@ -1299,9 +1300,9 @@ impl<R: Flavor> Receiver<R> {
     }
 
     /// `recv_into` and its forms for a ring whose consumers pass wakes on (MPMC). Where this
-    /// half does (`Link::pass_on`), the fast path claims,
-    /// copies and frees first, then wakes a sender and passes a wake on to another receiver
-    /// under one fence, as `Sender::send_until` does.
+    /// half does (`Link::pass_on`), the fast path claims, copies and frees first, then wakes a
+    /// sender and passes a wake on to another receiver under one fence, as
+    /// `Sender::send_passing_on` does.
     #[inline(always)]
     fn recv_into_passing_on(&mut self, buf: &mut Vec<u8>, until: Until) -> Result<usize> {
         if self.link.pass_on && self.end.producer_may_wait() {
