@@ -291,6 +291,37 @@ fn mpmc_producer_killed_mid_batch_is_recovered() {
     });
 }
 
+/// An MPMC producer killed while it publishes a batch, which goes last claim first: the
+/// second staged slot is inside `publish` (length stored, stamp not, named only by the intent),
+/// the first still carries its mark. The consumer stuck at the first frees it on its mark, the
+/// second on the intent, and gets the live producer's message, which waited for room behind
+/// them (a ring of two slots); nothing of the dead batch arrives.
+#[test]
+fn mpmc_producer_killed_mid_flush_is_recovered() {
+    model(1, || {
+        let heap = mpmc();
+        let mut doomed = heap.sender().unwrap();
+        let mut live = heap.sender().unwrap();
+        let mut rx = heap.receiver().unwrap();
+        halt_sender(&mut doomed, Halt::InPublish);
+        let mut batch = doomed.batch();
+        batch.push(&[8]).unwrap();
+        batch.push(&[9]).unwrap();
+        batch.finish(); // stops inside the first publish: the second claim's
+        kill(doomed);
+        let t = thread::spawn(move || {
+            live.send(&[3]).unwrap();
+            live
+        });
+        assert_eq!(recv_recovering(&mut rx).unwrap(), [3]);
+        assert!(matches!(
+            rx.try_recv_into(&mut Vec::new()),
+            Err(Error::Empty)
+        ));
+        drop(t.join().unwrap());
+    });
+}
+
 /// The sender sleeps on a full ring; the receiver drops: the sender gets `Disconnected`.
 #[test]
 fn spsc_receiver_closes_while_sender_waits() {
@@ -1107,6 +1138,51 @@ fn wait_no_lost_wakeup() {
         })
         .unwrap();
         t.join().unwrap();
+    });
+}
+
+/// One notifier, two events, one fence: it publishes a flag for each of two sleepers (one per
+/// event) and wakes both with `notify_one_and_one_if` (what an MPMC `send` does for the
+/// receivers' event and the pass-on to the senders' event). Neither sleeper may be missed: the
+/// shared fence must order both publications before both `waiters` loads.
+#[test]
+fn wait_one_fence_for_two_events_loses_no_wakeup() {
+    model(2, || {
+        let ev = Arc::new((
+            Event::new(),
+            Event::new(),
+            AtomicU32::new(0),
+            AtomicU32::new(0),
+        ));
+        let ev2 = ev.clone();
+        let t = thread::spawn(move || {
+            wait_for(W, &ev2.1, || {
+                // Acquire: pairs with the Release store of the notifier.
+                if ev2.3.load(Ordering::Acquire) == 1 {
+                    Ok(())
+                } else {
+                    Err(Error::Empty)
+                }
+            })
+            .unwrap();
+        });
+        let ev3 = ev.clone();
+        let n = thread::spawn(move || {
+            // Release: pair with the Acquire loads in the sleepers' attempts.
+            ev3.2.store(1, Ordering::Release);
+            ev3.3.store(1, Ordering::Release);
+            let _ = ev3.0.notify_one_and_one_if(W, &ev3.1, W, || true);
+        });
+        wait_for(W, &ev.0, || {
+            if ev.2.load(Ordering::Acquire) == 1 {
+                Ok(())
+            } else {
+                Err(Error::Empty)
+            }
+        })
+        .unwrap();
+        t.join().unwrap();
+        n.join().unwrap();
     });
 }
 

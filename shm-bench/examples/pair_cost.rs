@@ -16,7 +16,9 @@
 //! `spsc-dyn-batch` (64-message `send_batch` + `recv_batch` into a `channel::Batch`, as
 //! `shm-bench throughput --batch 64` does), `mpmc-single`, `mpmc-batch`, `bcast-guard`
 //! (broadcast `try_send` + `try_recv`, one reader, `Overflow::Block`, as `shm-bench fanout`
-//! drives it), `bcast-overwrite` (the same in `Overflow::Overwrite`: the validated copy).
+//! drives it), `bcast-overwrite` (the same in `Overflow::Overwrite`: the validated copy), and
+//! through the traits with futex waiting (the wake bookkeeping; nobody sleeps) `spsc-futex`,
+//! `mpmc-futex`.
 
 use std::hint::black_box;
 
@@ -87,6 +89,23 @@ fn main() {
                 for m in batch.iter() {
                     black_box(m[SIZE - 1]);
                 }
+            }
+        }
+        "mpmc-futex" | "spsc-futex" => {
+            // Futex waiting: the wake bookkeeping (fences, `waiters` loads, MPMC pass-on) that
+            // spin skips; nobody sleeps here, so no system call.
+            let ring = if mode == "mpmc-futex" {
+                "mpmc&capacity=1024&slot=64"
+            } else {
+                "spsc&capacity=64KiB"
+            };
+            let url = format!("shm://{name}?ring={ring}&wait=futex");
+            let mut rx = shmring::listen(&url).expect("listen");
+            let mut tx = shmring::connect(&url).expect("connect");
+            for _ in 0..n {
+                tx.send(black_box(&msg)).unwrap();
+                rx.recv_into(&mut buf).unwrap();
+                black_box(&buf);
             }
         }
         "mpmc-single" | "mpmc-batch" => {

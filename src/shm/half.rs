@@ -96,6 +96,11 @@ pub(super) struct Link<R: Flavor> {
     mine: Range<usize>,
     peers: Range<usize>,
     index: usize,
+    /// True if this half passes wakes on to others of its side (`mpmc` docs, "Waking"): the
+    /// ring wants it (`PASS_ON`), someone may sleep (not `Wait::Spin`), and the header admits
+    /// another participant of our side to sleep (more than one place; the maxima are fixed at
+    /// creation, so with one place nobody else of our side can ever exist).
+    pass_on: bool,
     /// The events' doorbell tokens, read once at attach (a peer changing them later changes
     /// nothing for us).
     tokens: [u64; 2],
@@ -148,6 +153,25 @@ impl<R: Flavor> Link<R> {
         let bells = self.event(which).notify_one_if(self.sleep[which], cond);
         if bells != 0 {
             self.ring(which, bells);
+        }
+    }
+
+    /// `notify_one(which)`, then the pass-on `notify_one_if(other, cond)`, after one fence
+    /// (`Event::notify_one_and_one_if`): for a copying call that has claimed, copied and
+    /// published (or freed) by the time it notifies, so both wakes follow its stores.
+    #[inline]
+    fn notify_one_and_pass_on(&self, which: usize, other: usize, cond: impl FnOnce() -> bool) {
+        let (bells, other_bells) = self.event(which).notify_one_and_one_if(
+            self.sleep[which],
+            self.event(other),
+            self.sleep[other],
+            cond,
+        );
+        if bells != 0 {
+            self.ring(which, bells);
+        }
+        if other_bells != 0 {
+            self.ring(other, other_bells);
         }
     }
 
@@ -556,6 +580,12 @@ fn attach<R: Flavor, E: End>(
         sem,
         policy: WaitPolicy::new(cfg.liveness_interval, cfg.spin_budget),
         role,
+        pass_on: wait != Wait::Spin
+            && mine.len() > 1
+            && match role {
+                Role::Sender => <R::Producer as ProducerEnd>::PASS_ON,
+                Role::Receiver => <R::Consumer as ConsumerEnd>::PASS_ON,
+            },
         mine,
         peers,
         index,
@@ -906,6 +936,9 @@ impl<R: Flavor> Sender<R> {
     /// ```
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        if <R::Producer as ProducerEnd>::PASS_ON && !<R::Producer as ProducerEnd>::WAKE_ALL {
+            return self.send_passing_on(msg, Until::Forever);
+        }
         let grant = self.reserve_until(msg.len(), Until::Forever)?;
         self.write_commit(grant, msg);
         Ok(())
@@ -913,6 +946,9 @@ impl<R: Flavor> Sender<R> {
 
     /// Sends a copy of `msg`, or fails at once with [`Error::Full`].
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        if <R::Producer as ProducerEnd>::PASS_ON && !<R::Producer as ProducerEnd>::WAKE_ALL {
+            return self.send_passing_on(msg, Until::Now);
+        }
         let grant = self.reserve_until(msg.len(), Until::Now)?;
         self.write_commit(grant, msg);
         Ok(())
@@ -920,6 +956,9 @@ impl<R: Flavor> Sender<R> {
 
     /// Sends a copy of `msg`, waiting at most `timeout` ([`Error::Timeout`]).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        if <R::Producer as ProducerEnd>::PASS_ON && !<R::Producer as ProducerEnd>::WAKE_ALL {
+            return self.send_passing_on(msg, Until::after(timeout));
+        }
         let grant = self.reserve_until(msg.len(), Until::after(timeout))?;
         self.write_commit(grant, msg);
         Ok(())
@@ -956,6 +995,35 @@ impl<R: Flavor> Sender<R> {
         self.send_timeout(bytemuck::bytes_of(value), timeout)
     }
 
+    /// `send` and its forms for a ring whose producers pass wakes on (MPMC; the other rings
+    /// keep the plain `reserve_until` + `write_commit`). Where this half does, the fast path
+    /// claims, copies and commits first, then wakes a receiver and passes a wake on to another
+    /// sender under one fence (`Link::notify_one_and_pass_on`), where `reserve_until` +
+    /// `commit` pay a fence each: the copy is short, so the pass-on comes a few nanoseconds
+    /// later.
+    #[inline(always)]
+    fn send_passing_on(&mut self, msg: &[u8], until: Until) -> Result<()> {
+        if self.link.pass_on {
+            if let Ok(grant) = self.end.try_reserve(msg.len()) {
+                debug_assert!(msg.len() <= grant.capacity());
+                // SAFETY: as in `write_commit`.
+                unsafe { copy_bytes(msg.as_ptr(), self.end.payload(&grant), msg.len()) };
+                self.end.commit(grant, msg.len());
+                let end = &self.end;
+                self.link
+                    .notify_one_and_pass_on(READABLE, WRITABLE, || end.room());
+                return Ok(());
+            }
+            // The slow path finds the error again, as in `reserve_until`.
+            let grant = self.reserve_blocking(msg.len(), until)?;
+            self.write_commit(grant, msg);
+            return Ok(());
+        }
+        let grant = self.reserve_until(msg.len(), until)?;
+        self.write_commit(grant, msg);
+        Ok(())
+    }
+
     #[inline(always)]
     fn write_commit(&mut self, grant: ProducerGrant<R>, msg: &[u8]) {
         debug_assert!(msg.len() <= grant.capacity());
@@ -983,7 +1051,7 @@ impl<R: Flavor> Sender<R> {
     #[inline(always)]
     pub(super) fn reserve_until(&mut self, len: usize, until: Until) -> Result<ProducerGrant<R>> {
         if let Ok(grant) = self.end.try_reserve(len) {
-            if <R::Producer as ProducerEnd>::PASS_ON && self.link.wait != Wait::Spin {
+            if <R::Producer as ProducerEnd>::PASS_ON && self.link.pass_on {
                 // Pass a wake on if more room is free too (`mpmc` docs, "Waking").
                 let end = &self.end;
                 self.link.notify_one_if(WRITABLE, || end.room());
@@ -1033,7 +1101,7 @@ impl<R: Flavor> Sender<R> {
                             link.notify_one(READABLE)
                         }
                         // Pass a wake on if more room is free too (`mpmc` docs, "Waking").
-                        Ok(_) if <R::Producer as ProducerEnd>::PASS_ON => {
+                        Ok(_) if <R::Producer as ProducerEnd>::PASS_ON && link.pass_on => {
                             link.notify_one_if(WRITABLE, || end.room())
                         }
                         _ => {}
@@ -1241,18 +1309,27 @@ impl<R: Flavor> Receiver<R> {
     /// ```
     #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        if <R::Consumer as ConsumerEnd>::PASS_ON {
+            return self.recv_into_passing_on(buf, Until::Forever);
+        }
         let frame = self.peek_until(Until::Forever)?;
         Ok(self.copy_out(frame, buf))
     }
 
     /// Copies the next message into `buf`, or fails at once with [`Error::Empty`].
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        if <R::Consumer as ConsumerEnd>::PASS_ON {
+            return self.recv_into_passing_on(buf, Until::Now);
+        }
         let frame = self.peek_until(Until::Now)?;
         Ok(self.copy_out(frame, buf))
     }
 
     /// Copies the next message into `buf`, waiting at most `timeout`.
     pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        if <R::Consumer as ConsumerEnd>::PASS_ON {
+            return self.recv_into_passing_on(buf, Until::after(timeout));
+        }
         let frame = self.peek_until(Until::after(timeout))?;
         Ok(self.copy_out(frame, buf))
     }
@@ -1289,6 +1366,34 @@ impl<R: Flavor> Receiver<R> {
         Ok(bytemuck::pod_read_unaligned(&guard))
     }
 
+    /// `recv_into` and its forms for a ring whose consumers pass wakes on (MPMC). Where this
+    /// half does (`Link::pass_on`), the fast path claims, copies and frees first, then wakes a
+    /// sender and passes a wake on to another receiver under one fence, as
+    /// `Sender::send_passing_on` does.
+    #[inline(always)]
+    fn recv_into_passing_on(&mut self, buf: &mut Vec<u8>, until: Until) -> Result<usize> {
+        if self.link.pass_on && self.end.producer_may_wait() {
+            match self.end.try_peek() {
+                Ok(frame) => {
+                    // SAFETY: the ring validated that the frame's bytes lie in the body, and
+                    // they stay ours until the release below.
+                    let len = unsafe { copy_into(self.end.payload(&frame), frame.len(), buf) };
+                    self.end.release(frame);
+                    let end = &self.end;
+                    self.link
+                        .notify_one_and_pass_on(WRITABLE, READABLE, || end.more());
+                    return Ok(len);
+                }
+                // As in `peek_until`.
+                Err(e) => self.end.defer(e),
+            }
+            let frame = self.peek_blocking(until)?;
+            return Ok(self.copy_out(frame, buf));
+        }
+        let frame = self.peek_until(until)?;
+        Ok(self.copy_out(frame, buf))
+    }
+
     #[inline(always)]
     fn copy_out(&mut self, frame: ConsumerFrame<R>, buf: &mut Vec<u8>) -> usize {
         let len = frame.len();
@@ -1318,7 +1423,7 @@ impl<R: Flavor> Receiver<R> {
     pub(super) fn peek_until(&mut self, until: Until) -> Result<ConsumerFrame<R>> {
         match self.end.try_peek() {
             Ok(frame) => {
-                if <R::Consumer as ConsumerEnd>::PASS_ON && self.link.wait != Wait::Spin {
+                if <R::Consumer as ConsumerEnd>::PASS_ON && self.link.pass_on {
                     // Pass a wake on if the next message is ready too.
                     let end = &self.end;
                     self.link.notify_one_if(READABLE, || end.more());
@@ -1375,7 +1480,7 @@ impl<R: Flavor> Receiver<R> {
                             link.notify_one(WRITABLE)
                         }
                         // Pass a wake on if the next message is ready too.
-                        Ok(_) if <R::Consumer as ConsumerEnd>::PASS_ON => {
+                        Ok(_) if <R::Consumer as ConsumerEnd>::PASS_ON && link.pass_on => {
                             link.notify_one_if(READABLE, || end.more())
                         }
                         _ => {}
@@ -1523,4 +1628,22 @@ impl<R: Flavor> crate::channel::Receiver for Receiver<R> {
     ) -> Result<usize> {
         self.recv_batch_copy(batch, max, Until::after(timeout))
     }
+}
+
+/// Copies the `len` message bytes at `src` into `buf`, cleared first; returns `len`.
+///
+/// # Safety
+/// `src` is valid for reads of `len` bytes (a frame's payload, validated by the ring and not
+/// yet released).
+#[inline(always)]
+unsafe fn copy_into(src: *const u8, len: usize, buf: &mut Vec<u8>) -> usize {
+    buf.clear();
+    buf.reserve(len);
+    // SAFETY: `src` holds `len` readable bytes (this function's contract); `buf` has room for
+    // `len` bytes (reserved above) and is our own memory, so no overlap.
+    unsafe {
+        copy_bytes(src, buf.as_mut_ptr(), len);
+        buf.set_len(len);
+    }
+    len
 }

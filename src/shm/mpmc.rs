@@ -43,7 +43,10 @@
 //! before it is filled, a wake can reach a receiver while the slot at `head` is still being
 //! written by a slower sender (the message it was woken for sits behind it): so a side that has
 //! just claimed a slot passes a wake on when the next slot is ready too
-//! (`Event::notify_one_if`), and no ready message waits for a sleeper's slice to end.
+//! (`Event::notify_one_if`), and no ready message waits for a sleeper's slice to end. A copying
+//! `send` or `recv_into` passes its wake on after its commit or release, under the same fence
+//! as its own wake (`Event::notify_one_and_one_if`); a side whose header admits a single
+//! participant has nobody to pass a wake to, and skips it.
 
 use std::ops::Range;
 use std::ptr::NonNull;

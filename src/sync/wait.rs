@@ -371,6 +371,40 @@ impl Event {
         self.token.store(token, Ordering::Relaxed);
     }
 
+    /// [`notify_one`](Self::notify_one) on `self`, then [`notify_one_if`](Self::notify_one_if)
+    /// on `other`, after one fence for both: for a side that published on one event and passes
+    /// a wake on on the other right after (an MPMC `send`: its commit wakes a receiver, its
+    /// claim may pass a wake on to another sender). Each notification is the protocol's own:
+    /// the caller's stores for both came before the fence, and each `waiters` load after it.
+    /// Returns the doorbell masks of `self` and of `other`.
+    #[inline]
+    #[must_use = "the doorbells to ring"]
+    pub fn notify_one_and_one_if(
+        &self,
+        how: impl Into<Sleep>,
+        other: &Event,
+        other_how: impl Into<Sleep>,
+        cond: impl FnOnce() -> bool,
+    ) -> (u64, u64) {
+        let (how, other_how) = (how.into(), other_how.into());
+        // Both events are the same segment's, so they share its fence pairing.
+        match how.fences() {
+            #[cfg(not(shmring_loom))]
+            Fences::Membarrier => {
+                // The light half, as in `notify` (`sync::barrier`).
+                compiler_fence(Ordering::SeqCst);
+            }
+            Fences::Symmetric => {
+                // Pairs with the fence in `sleep` and in `arm_poller` of either event, as in `notify`.
+                fence(Ordering::SeqCst);
+            }
+        }
+        (
+            self.notify_fenced(how, 1, || true),
+            other.notify_fenced(other_how, 1, cond),
+        )
+    }
+
     #[inline]
     fn notify(&self, how: Sleep, count: u32, cond: impl FnOnce() -> bool) -> u64 {
         match how.fences() {
@@ -387,6 +421,12 @@ impl Event {
                 fence(Ordering::SeqCst);
             }
         }
+        self.notify_fenced(how, count, cond)
+    }
+
+    /// `notify` after its fence (the caller issued it, after the store it publishes).
+    #[inline]
+    fn notify_fenced(&self, how: Sleep, count: u32, cond: impl FnOnce() -> bool) -> u64 {
         let waiters = self.waiters.load(Ordering::Relaxed);
         if waiters == 0 || !cond() {
             return 0;
