@@ -158,13 +158,7 @@ fn receive_all(
     }
     let secs = loop {
         let n = rx.recv_into(&mut buf).expect("recv");
-        let first = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
-        let last = u64::from_le_bytes(buf[n - 8..n].try_into().expect("8 bytes"));
-        assert!(
-            n == p.size && first == count && last == count,
-            "message {count} arrived wrong: {n} bytes, stamps {first} / {last}"
-        );
-        sum = sum.wrapping_add(first ^ u64::from(buf[n / 2]));
+        sum = sum.wrapping_add(check_stamps(&buf[..n], p.size, count));
         count += 1;
         if count % check_every == 0 || count >= p.max_msgs {
             let t = t0.elapsed();
@@ -181,6 +175,25 @@ fn receive_all(
 }
 
 /// Drains what the child sent after "stop", up to its empty end message (uncounted).
+/// Checks that message `count` is `size` bytes with `count` stamped in its first and last eight
+/// bytes (panics otherwise), and returns what it adds to the checksum (the first stamp and the
+/// middle byte, so the payload is read).
+#[inline]
+fn check_stamps(m: &[u8], size: usize, count: u64) -> u64 {
+    let n = m.len();
+    assert!(
+        n == size && n >= 8,
+        "message {count} arrived wrong: {n} bytes"
+    );
+    let first = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
+    let last = u64::from_le_bytes(m[n - 8..].try_into().expect("8 bytes"));
+    assert!(
+        first == count && last == count,
+        "message {count} arrived wrong: {n} bytes, stamps {first} / {last}"
+    );
+    first ^ u64::from(m[n / 2])
+}
+
 fn drain(rx: &mut dyn Receiver) {
     let mut buf = Vec::new();
     while rx.recv_into(&mut buf).expect("drain") != 0 {}
@@ -204,14 +217,7 @@ fn receive_batches(
     loop {
         rx.recv_batch(&mut batch, p.batch).expect("recv_batch");
         for m in batch.iter() {
-            let n = m.len();
-            let first = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
-            let last = u64::from_le_bytes(m[n - 8..].try_into().expect("8 bytes"));
-            assert!(
-                n == p.size && first == *count && last == *count,
-                "message {count} arrived wrong: {n} bytes, stamps {first} / {last}"
-            );
-            *sum = sum.wrapping_add(first ^ u64::from(m[n / 2]));
+            *sum = sum.wrapping_add(check_stamps(m, p.size, *count));
             *count += 1;
         }
         if *count < next_check && *count < p.max_msgs {
@@ -262,14 +268,7 @@ pub fn spsc_zero_copy(p: &Params) -> Rate {
     let secs = loop {
         {
             let m = rx.recv().expect("recv");
-            let n = m.len();
-            let first = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
-            let last = u64::from_le_bytes(m[n - 8..].try_into().expect("8 bytes"));
-            assert!(
-                n == size && first == count && last == count,
-                "message {count} arrived wrong: {n} bytes, stamps {first} / {last}"
-            );
-            sum = sum.wrapping_add(first ^ u64::from(m[n / 2]));
+            sum = sum.wrapping_add(check_stamps(&m, size, count));
         }
         count += 1;
         if count % check_every == 0 || count >= p.max_msgs {

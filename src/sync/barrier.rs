@@ -26,8 +26,10 @@
 //! to the re-check. This is the pairing of folly's `asymmetric_thread_fence_light/heavy` and of
 //! liburcu's membarrier flavour, across processes (`GLOBAL_EXPEDITED` rather than `PRIVATE`).
 //!
-//! The sleeper pays about 0.5-3 us per sleep (an inter-processor interrupt per CPU running a
-//! registered process), against a futex sleep and wake of tens of microseconds on the same VM.
+//! The sleeper pays one system call per sleep, plus an inter-processor interrupt per other CPU
+//! running a registered process: 0.5 us per call on the development VM with no other
+//! registered process running (a C loop of 1000 calls), against a raw futex round trip of
+//! 50-65 us there (`shm-bench compare`). With the peer running it costs more; not measured.
 //!
 //! # Where it is not used
 //! * Under loom (`shmring_loom`): loom cannot model the system call, so both sides keep the

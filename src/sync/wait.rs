@@ -388,17 +388,7 @@ impl Event {
     ) -> (u64, u64) {
         let (how, other_how) = (how.into(), other_how.into());
         // Both events are the same segment's, so they share its fence pairing.
-        match how.fences() {
-            #[cfg(not(shmring_loom))]
-            Fences::Membarrier => {
-                // The light half, as in `notify` (`sync::barrier`).
-                compiler_fence(Ordering::SeqCst);
-            }
-            Fences::Symmetric => {
-                // Pairs with the fence in `sleep` and in `arm_poller` of either event, as in `notify`.
-                fence(Ordering::SeqCst);
-            }
-        }
+        notifier_fence(how.fences());
         (
             self.notify_fenced(how, 1, || true),
             other.notify_fenced(other_how, 1, cond),
@@ -407,20 +397,7 @@ impl Event {
 
     #[inline]
     fn notify(&self, how: Sleep, count: u32, cond: impl FnOnce() -> bool) -> u64 {
-        match how.fences() {
-            #[cfg(not(shmring_loom))]
-            Fences::Membarrier => {
-                // The light half of the asymmetric pair (`sync::barrier`): the sleeper's
-                // `membarrier` orders our publication against our load of `waiters`; the
-                // compiler must still keep them in program order.
-                compiler_fence(Ordering::SeqCst);
-            }
-            Fences::Symmetric => {
-                // Pairs with the fence in `sleep` and in `arm_poller`: either we see its `waiters`
-                // increment, or its re-check sees the store our caller made before this fence.
-                fence(Ordering::SeqCst);
-            }
-        }
+        notifier_fence(how.fences());
         self.notify_fenced(how, count, cond)
     }
 
@@ -505,6 +482,26 @@ impl Event {
         };
         self.waiters.fetch_sub(1, Ordering::Relaxed);
         outcome
+    }
+}
+
+/// The notifier's half of the fence pair, between the caller's publication and the `waiters`
+/// load(s) of [`Event::notify`] and [`Event::notify_one_and_one_if`].
+#[inline]
+fn notifier_fence(fences: Fences) {
+    match fences {
+        #[cfg(not(shmring_loom))]
+        Fences::Membarrier => {
+            // The light half of the asymmetric pair (`sync::barrier`): the sleeper's
+            // `membarrier` orders our publication against our load of `waiters`; the
+            // compiler must still keep them in program order.
+            compiler_fence(Ordering::SeqCst);
+        }
+        Fences::Symmetric => {
+            // Pairs with the fence in `sleep` and in `arm_poller`: either we see its `waiters`
+            // increment, or its re-check sees the store our caller made before this fence.
+            fence(Ordering::SeqCst);
+        }
     }
 }
 
