@@ -137,6 +137,18 @@ pub struct Row {
     pub slowest_reader_msgs_per_s: Option<f64>,
     pub rtt: Option<Summary>,
     pub failures: Vec<String>,
+    /// Every run's figures, by round: the ratios between sources are medians of per-round
+    /// ratios (this VM's rates shift between modes from run to run, 2-3x apart).
+    pub rounds: Vec<RoundPoint>,
+}
+
+/// One run of a row: its round, aggregate throughput and round-trip p50 (either may be
+/// missing when that run failed).
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundPoint {
+    pub round: usize,
+    pub aggregate_msgs_per_s: Option<f64>,
+    pub rtt_p50_ns: Option<u64>,
 }
 
 type Key = (usize, usize, Kind);
@@ -145,12 +157,16 @@ pub fn command(o: &Options) {
     fanout::set_spins(o.spins);
     let mut rates: BTreeMap<Key, Vec<Spread>> = BTreeMap::new();
     let mut rtts: BTreeMap<Key, Vec<Summary>> = BTreeMap::new();
+    let mut rounds: BTreeMap<Key, BTreeMap<usize, RoundPoint>> = BTreeMap::new();
     let mut failures: BTreeMap<Key, Vec<String>> = BTreeMap::new();
     let mut n = 0u64;
     for run in 0..o.runs.max(1) {
         for &size in &o.sizes {
             for &readers in &o.readers {
-                for &kind in &o.kinds {
+                // The sources of one case run back to back, starting one further along each
+                // round, so that no source always runs first (or right after another).
+                for k in 0..o.kinds.len() {
+                    let kind = o.kinds[(run + k) % o.kinds.len()];
                     for what in [What::Throughput(o.budget), What::RoundTrip(o.rtt_budget)] {
                         n += 1;
                         let s = Setup {
@@ -162,8 +178,24 @@ pub fn command(o: &Options) {
                         let key = (size, readers, kind);
                         match run_kind(kind, what, &s, &o.cpus) {
                             None => {}
-                            Some(Ok(Outcome::Rate(r))) => rates.entry(key).or_default().push(r),
-                            Some(Ok(Outcome::Rtt(r))) => rtts.entry(key).or_default().push(r),
+                            Some(Ok(Outcome::Rate(r))) => {
+                                rounds
+                                    .entry(key)
+                                    .or_default()
+                                    .entry(run)
+                                    .or_insert_with(|| RoundPoint::new(run))
+                                    .aggregate_msgs_per_s = Some(r.aggregate_per_s);
+                                rates.entry(key).or_default().push(r)
+                            }
+                            Some(Ok(Outcome::Rtt(r))) => {
+                                rounds
+                                    .entry(key)
+                                    .or_default()
+                                    .entry(run)
+                                    .or_insert_with(|| RoundPoint::new(run))
+                                    .rtt_p50_ns = Some(r.p50_ns);
+                                rtts.entry(key).or_default().push(r)
+                            }
                             Some(Err(e)) => {
                                 eprintln!(
                                     "run {run}: {} {} x{readers}: {e}",
@@ -204,6 +236,10 @@ pub fn command(o: &Options) {
                     slowest_reader_msgs_per_s: med(|r| r.slowest_reader_per_s),
                     rtt: (!ts.is_empty()).then(|| median_summary(&ts)),
                     failures: fails,
+                    rounds: rounds
+                        .get(&key)
+                        .map(|r| r.values().cloned().collect())
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -226,6 +262,29 @@ fn m(x: Option<f64>) -> String {
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     Some(a? / b?)
+}
+
+impl RoundPoint {
+    fn new(round: usize) -> Self {
+        RoundPoint {
+            round,
+            aggregate_msgs_per_s: None,
+            rtt_p50_ns: None,
+        }
+    }
+}
+
+/// The median over the rounds in which both rows have a figure of `a`'s over `b`'s.
+fn round_ratio(a: &Row, b: &Row, f: fn(&RoundPoint) -> Option<f64>) -> Option<f64> {
+    let xs: Vec<f64> = a
+        .rounds
+        .iter()
+        .filter_map(|p| {
+            let q = b.rounds.iter().find(|q| q.round == p.round)?;
+            Some(f(p)? / f(q)?)
+        })
+        .collect();
+    (!xs.is_empty()).then(|| median_f64(xs))
 }
 
 fn fmt_ratio(x: Option<f64>) -> String {
@@ -283,7 +342,10 @@ pub fn render(o: &Options, rows: &[Row]) -> String {
             r.runs_failed
         );
     }
-    let _ = writeln!(out, "\nratios (medians of the same run):");
+    let _ = writeln!(
+        out,
+        "\nratios (medians of the per-round ratios of the same run):"
+    );
     for &size in &o.sizes {
         for &readers in &o.readers {
             let b = find(rows, size, readers, Kind::Broadcast);
@@ -292,11 +354,8 @@ pub fn render(o: &Options, rows: &[Row]) -> String {
                 Some(format!(
                     "  {} x{readers}: broadcast / {label}: throughput {} (aggregate), round trip p50 {}",
                     human_size(size),
-                    fmt_ratio(ratio(b.aggregate_msgs_per_s, x.aggregate_msgs_per_s)),
-                    fmt_ratio(ratio(
-                        b.rtt.map(|s| s.p50_ns as f64),
-                        x.rtt.map(|s| s.p50_ns as f64)
-                    )),
+                    fmt_ratio(round_ratio(b, x, |p| p.aggregate_msgs_per_s)),
+                    fmt_ratio(round_ratio(b, x, |p| p.rtt_p50_ns.map(|n| n as f64))),
                 ))
             };
             for (label, k) in [

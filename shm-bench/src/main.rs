@@ -335,6 +335,8 @@ struct RateRow {
     size: usize,
     msgs_per_s: f64,
     bytes_per_s: f64,
+    /// Median over the rounds of this URL's messages/s over the first URL's in that round.
+    to_first: f64,
 }
 
 fn die(msg: String) -> ! {
@@ -540,13 +542,26 @@ fn main() {
             };
             // The raw batched stream runs in the same rounds: the limit of the same loop.
             let queues = [pair[0], pair[1], Queue::RawBatched];
+            // This VM's one-way rates shift between modes from run to run (2-3x apart), while
+            // one round of the three sits in one mode: so the ratios are medians of the
+            // per-round ratios, and each round starts with a different queue.
             let mut rates = [Vec::new(), Vec::new(), Vec::new()];
-            for _ in 0..runs.max(1) {
-                for (q, out) in queues.iter().zip(&mut rates) {
-                    let r = shaq_peer::throughput(*q, &p).unwrap_or_else(|e| die(e));
-                    out.push(r.msgs_per_s);
+            for round in 0..runs.max(1) {
+                for k in 0..queues.len() {
+                    let i = (round + k) % queues.len();
+                    let r = shaq_peer::throughput(queues[i], &p).unwrap_or_else(|e| die(e));
+                    rates[i].push(r.msgs_per_s);
                 }
+                eprintln!(
+                    "round {round}: {:.0} / {:.0} / {:.0} msgs/s",
+                    rates[0][round], rates[1][round], rates[2][round]
+                );
             }
+            let per_round = |a: usize, b: usize| {
+                median_f64(rates[a].iter().zip(&rates[b]).map(|(x, y)| x / y).collect())
+            };
+            let (ours_theirs, ours_raw, theirs_raw) =
+                (per_round(0, 1), per_round(0, 2), per_round(1, 2));
             let [ours, theirs, raw] = rates.map(median_f64);
             println!(
                 "64 B one-way, 1 producer and 1 consumer process, batch {batch}, median of {} interleaved runs x {ms} ms",
@@ -555,9 +570,10 @@ fn main() {
             println!("{:<32} {ours:>14.0} msgs/s", queues[0].label());
             println!("{:<32} {theirs:>14.0} msgs/s", queues[1].label());
             println!("{:<32} {raw:>14.0} msgs/s", queues[2].label());
-            println!("{:<32} {:>14.2}x", "shmring / shaq", ours / theirs);
-            println!("{:<32} {:>14.2}x", "shmring / raw", ours / raw);
-            println!("{:<32} {:>14.2}x", "shaq / raw", theirs / raw);
+            println!("ratios: medians of the per-round ratios");
+            println!("{:<32} {ours_theirs:>14.2}x", "shmring / shaq");
+            println!("{:<32} {ours_raw:>14.2}x", "shmring / raw");
+            println!("{:<32} {theirs_raw:>14.2}x", "shaq / raw");
         }
         Cmd::Throughput {
             url,
@@ -575,9 +591,13 @@ fn main() {
                 cpus: cpu_pair(&cpus),
                 batch: batch as usize,
             };
+            // Each round runs every URL once, starting one further along each time; the ratio
+            // to the first URL is the median of the per-round ratios (this VM's rates shift
+            // between modes from run to run, 2-3x apart, and a round tends to sit in one).
             let mut per_url: Vec<Vec<throughput::Rate>> = vec![Vec::new(); url.len()];
-            for _ in 0..runs.max(1) {
-                for (i, u) in url.iter().enumerate() {
+            for round in 0..runs.max(1) {
+                for k in 0..url.len() {
+                    let (i, u) = ((round + k) % url.len(), &url[(round + k) % url.len()]);
                     match throughput::run(&p, &Link::parse(u)) {
                         Ok(Some(r)) => per_url[i].push(r),
                         Ok(None) => die(format!("{u}: {size} B is above what it carries")),
@@ -593,6 +613,12 @@ fn main() {
                     size,
                     msgs_per_s: median_f64(rs.iter().map(|r| r.msgs_per_s).collect()),
                     bytes_per_s: median_f64(rs.iter().map(|r| r.bytes_per_s).collect()),
+                    to_first: median_f64(
+                        rs.iter()
+                            .zip(&per_url[0])
+                            .map(|(r, f)| r.msgs_per_s / f.msgs_per_s)
+                            .collect(),
+                    ),
                 })
                 .collect();
             if json {
@@ -603,12 +629,14 @@ fn main() {
                     human_size(size),
                     runs.max(1)
                 );
+                println!("{:<55} {:>19} {:>12} {:>9}", "", "", "", "/ first");
                 for r in &rows {
                     println!(
-                        "{:<55} {:>12.0} msgs/s {:>12}",
+                        "{:<55} {:>12.0} msgs/s {:>12} {:>8.2}x",
                         r.url,
                         r.msgs_per_s,
-                        human_rate(r.bytes_per_s)
+                        human_rate(r.bytes_per_s),
+                        r.to_first
                     );
                 }
             }
