@@ -200,7 +200,9 @@ enum Cmd {
     },
     /// One-way throughput between two processes (messages/s, bytes/s).
     Throughput {
-        /// Endpoint URL(s).
+        /// Endpoint URL(s); `raw` is the throughput limit (a raw two-process stream of N-byte
+        /// records, no ring). The '/ first' column is each URL's rate over the first one's, the
+        /// median of the per-round ratios: give `raw` first for the ratio to the limit.
         #[arg(
             long,
             default_value = "shm://shm-bench?ring=spsc&capacity=4MiB&wait=spin"
@@ -318,6 +320,10 @@ struct LatencyRow {
     /// p50 over the raw N-byte ping-pong's (`limit::raw_round_trip`, the same-work limit).
     ratio_to_raw: f64,
 }
+
+/// The `throughput --url` that stands for the throughput limit: the raw two-process stream of
+/// N-byte records (`limit::raw_stream`), run in the same rounds as the other URLs.
+const RAW_STREAM_URL: &str = "raw";
 
 /// Milliseconds of each raw N-byte ping-pong run in `latency`.
 const RAW_RTT_MS: u64 = 100;
@@ -612,7 +618,12 @@ fn main() {
             for round in 0..runs.max(1) {
                 for k in 0..url.len() {
                     let (i, u) = ((round + k) % url.len(), &url[(round + k) % url.len()]);
-                    match throughput::run(&p, &Link::parse(u)) {
+                    let r = if u == RAW_STREAM_URL {
+                        Ok(Some(limit::raw_stream(size, p.budget, p.cpus)))
+                    } else {
+                        throughput::run(&p, &Link::parse(u))
+                    };
+                    match r {
                         Ok(Some(r)) => per_url[i].push(r),
                         Ok(None) => die(format!("{u}: {size} B is above what it carries")),
                         Err(e) => die(e),
